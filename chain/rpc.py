@@ -77,6 +77,12 @@ class BitcoinRPC:
         clone.wallet = wallet
         return clone
 
+    def with_timeout(self, timeout: float) -> "BitcoinRPC":
+        """A client for the same node and wallet with another timeout (seconds)."""
+        clone = self.for_wallet(self.wallet)
+        clone._timeout = float(timeout)
+        return clone
+
     def _service_url(self) -> str:
         netloc = f"{quote(self._user, safe='')}:{quote(self._password, safe='')}@{self._host}:{self._port}"
         path = f"/wallet/{quote(self.wallet, safe='')}" if self.wallet is not None else "/"

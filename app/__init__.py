@@ -1,0 +1,113 @@
+"""Flask app factory, blueprints (one per resource), device auth, error envelope, OpenAPI.
+
+`create_app(settings)` builds a fully independent app: its own adapters (Redis, nonce
+store, rate limiter, bitcoind client) from the given settings, so tests can run several
+apps side by side.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+from sqlalchemy.orm import sessionmaker
+
+from config.settings import Settings
+
+log = logging.getLogger("custos.app")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the WSGI app. Raises SettingsError for a production config with default or
+    missing secrets."""
+    from app import models  # noqa: F401  (registers tables)
+    from app.api import make_api
+    from app.errors import register_error_handlers
+    from app.extensions import db, migrate
+    from app.deps import Deps
+    from app.ratelimit import make_limiter
+    from config import bootstrap
+    from config.logging import configure_logging, request_id_var
+    from store.session import engine_options, install_sqlite_pragmas
+
+    settings = (settings or Settings.from_env()).validate()
+    configure_logging(settings)
+    if settings.database_url.startswith("sqlite"):
+        from config.settings import VAR_DIR
+        VAR_DIR.mkdir(exist_ok=True)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JSON_SORT_KEYS=False,
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    with app.app_context():
+        install_sqlite_pragmas(db.engine)
+        session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
+
+    redis = bootstrap.redis_client(settings)
+    limiter = make_limiter(app, settings)
+    app.extensions["custos"] = Deps(
+        settings=settings, redis=redis,
+        nonces=bootstrap.nonce_store(settings, session_factory, redis),
+        limiter=limiter, bitcoind=bootstrap.bitcoind(settings))
+
+    register_error_handlers(app)
+    make_api(app)
+    if settings.cors_origins:
+        _enable_cors(app, settings.cors_origins)
+
+    @app.before_request
+    def _start():
+        rid = request.headers.get("X-Request-Id", "")
+        if not (0 < len(rid) <= 64 and rid.replace("-", "").replace("_", "").isalnum()):
+            rid = uuid.uuid4().hex
+        g.request_id = rid
+        g.request_id_token = request_id_var.set(rid)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if "started" in g:
+            log.info("%s %s %s %.1fms device=%s", request.method, request.path, response.status_code,
+                     (time.perf_counter() - g.started) * 1000, getattr(g.get("device"), "id", "-"))
+        return response
+
+    @app.teardown_request
+    def _reset(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    from app.cli import register_cli
+    register_cli(app)
+    log.info("custos api ready env=%s network=%s secp256k1=%s nonces=%s", settings.env, settings.network,
+             bootstrap.secp256k1_backend(), "redis" if redis else "database")
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _enable_cors(app: Flask, origins) -> None:
+    @app.after_request
+    def _cors(response):
+        origin = request.headers.get("Origin")
+        if origin and origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = \
+                "Content-Type, Content-Digest, Signature, Signature-Input, Idempotency-Key, X-Request-Id"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+        return response

@@ -1,0 +1,53 @@
+"""The flask-smorest Api: OpenAPI 3 at /v1/openapi.json, Swagger UI at /v1/docs, and
+the blueprint list."""
+from __future__ import annotations
+
+from flask_smorest import Api
+
+from app.errors import http_exception_response
+
+
+class CustosApi(Api):
+    """flask-smorest's Api with our error envelope for HTTP errors (keeps `Allow` on 405
+    and `Retry-After` on 429, which the stock handler drops)."""
+
+    def handle_http_exception(self, error):
+        return http_exception_response(error)
+
+
+def make_api(app) -> CustosApi:
+    app.config.update(
+        API_TITLE="Custos",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/v1/docs/static/",
+    )
+    api = CustosApi(app, spec_kwargs={
+        "info": {"description": "Multisig self-custody cosigning server. Device calls are signed "
+                                "with RFC 9421 HTTP Message Signatures."},
+    })
+    api.spec.components.security_scheme("HttpSignature", {
+        "type": "apiKey", "in": "header", "name": "Signature",
+        "description": "RFC 9421 signature over @method, @path, @query, content-digest with "
+                       "created, nonce and keyid=<device id> (Signature-Input header).",
+    })
+    _serve_swagger_assets(app)
+    from app.health import bp as health_bp
+    from app.devices_api import bp as devices_bp
+    api.register_blueprint(health_bp)
+    api.register_blueprint(devices_bp)
+    return api
+
+
+def _serve_swagger_assets(app) -> None:
+    """Swagger UI's JS/CSS come from the swagger-ui-bundle package, served locally: the
+    docs page loads nothing from a CDN."""
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/v1/docs/static/<path:filename>")
+    def swagger_static(filename):
+        return send_from_directory(str(swagger_ui_path), filename, max_age=3600)

@@ -1,0 +1,112 @@
+"""One error envelope and one table from exception class to HTTP status.
+
+Every error leaves the API as `{"error": {"code", "message", "details"}}`. Domain
+exceptions carry their machine-readable `code`; `ERRORS` decides their status. Werkzeug's
+HTTP errors (404, 405, 413, 415, 429, …) and flask-smorest/webargs validation errors are
+rewritten into the same envelope, keeping their headers (`Allow`, `Retry-After`).
+An unexpected exception is logged (redacted) and answered with a bare 500 envelope.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from app.auth.errors import AuthError
+from audit.chain import AuditDetailsError
+from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error raised by the HTTP layer itself, with its own status and code."""
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+
+
+# Exception class → HTTP status. The most specific class listed wins (MRO order).
+ERRORS: dict[type[BaseException], int] = {
+    AuthError: 401,
+    InvalidPublicKey: 400,
+    DeviceNotFound: 404,
+    DeviceRevoked: 401,
+    KeyAlreadyRegistered: 409,
+    AuditDetailsError: 500,
+}
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+}
+
+
+def envelope(status: int, code: str, message: str, details: dict | None = None, headers=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    for name, value in (headers or {}).items() if isinstance(headers, dict) else (headers or []):
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def status_for(exc: BaseException) -> int | None:
+    for klass in type(exc).__mro__:
+        if klass in ERRORS:
+            return ERRORS[klass]
+    return None
+
+
+def http_exception_response(error: HTTPException):
+    """Envelope for a Werkzeug HTTPException (incl. webargs validation aborts)."""
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "http_error")
+    message = error.description or error.name
+    details = {}
+    data = getattr(error, "data", None) or {}
+    messages = data.get("errors") or data.get("messages")
+    if messages:
+        details = {"fields": messages}
+        if status == 400 and "json" in messages and "Invalid JSON body." in str(messages):
+            code, message, details = "malformed_json", "the request body is not valid JSON", {}
+        elif status == 422:
+            message = "the request did not pass validation"
+    if "message" in data:
+        message = data["message"]
+    if status == 429:
+        message = "too many requests; retry later"
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    headers += list((data.get("headers") or {}).items())
+    return envelope(status, code, message, details, headers)
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return envelope(exc.status, exc.code, str(exc), exc.details, exc.headers)
+
+    @app.errorhandler(Exception)
+    def _any(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_exception_response(exc)
+        status = status_for(exc)
+        if status is None or status >= 500:
+            log.exception("unhandled error: %s", type(exc).__name__)
+            return envelope(500, "internal_error", "internal error")
+        return envelope(status, getattr(exc, "code", HTTP_CODES.get(status, "error")), str(exc))

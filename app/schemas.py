@@ -1,0 +1,66 @@
+"""Marshmallow schemas for the API (request validation and OpenAPI documentation)."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from devices.keys import KEY_TYPES
+from devices.model import MAX_PUSH_TOKEN, PLATFORMS
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, not silently ignored."""
+    class Meta:
+        ordered = True
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class CheckSchema(Schema):
+    ok = fields.Boolean(required=True)
+    ms = fields.Float(required=True)
+    detail = fields.String(required=True)
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckSchema))
+
+
+class DeviceRegistrationSchema(StrictSchema):
+    key_type = fields.String(required=True, validate=validate.OneOf(KEY_TYPES),
+                             metadata={"description": "ed25519, or ecdsa-p256 for secure enclaves"})
+    public_key = fields.String(required=True, validate=validate.Length(min=40, max=200),
+                               metadata={"description": "base64: 32 raw bytes (ed25519) or a SEC1 point (P-256)"})
+    platform = fields.String(validate=validate.OneOf(PLATFORMS), load_default=None)
+    push_token = fields.String(validate=validate.Length(min=1, max=MAX_PUSH_TOKEN), load_default=None)
+
+
+class PushTokenSchema(StrictSchema):
+    push_token = fields.String(required=True, allow_none=True,
+                               validate=validate.Length(min=1, max=MAX_PUSH_TOKEN),
+                               metadata={"description": "null clears it"})
+
+
+class DeviceSchema(Schema):
+    device_id = fields.String(attribute="id", required=True)
+    key_type = fields.String(required=True)
+    key_fingerprint = fields.String(required=True)
+    platform = fields.String(allow_none=True)
+    has_push_token = fields.Method("_has_push")
+    created_at = fields.DateTime(required=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+    def _has_push(self, device) -> bool:
+        return bool(device.push_token)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)

@@ -1,0 +1,54 @@
+"""Append to and verify the audit log. Both take an open SQLAlchemy session; `record`
+joins the caller's transaction so the audit row commits or rolls back with the change
+it describes."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from audit.chain import GENESIS_HASH, ChainReport, Entry, check_details, entry_hash, verify_entries
+from audit.model import AuditEvent
+
+# Serializes appenders on PostgreSQL for the rest of their transaction (SQLite
+# serializes writers by itself). The unique prev_hash is the backstop: a fork cannot commit.
+_PG_LOCK_ID = 0x0A0D17
+
+
+def record(session: Session, *, actor: str, action: str, subject: str,
+           details: dict | None = None, now: dt.datetime) -> AuditEvent:
+    """Append one event. Raises AuditDetailsError if details name a secret.
+    Not idempotent: each call appends a row."""
+    details = check_details(dict(details or {}))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+    last = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    event = AuditEvent(seq=seq, at=now, actor=actor, action=action, subject=subject,
+                       details=details, prev_hash=prev,
+                       hash=entry_hash(seq, now, actor, action, subject, details, prev))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def verify(session: Session, batch: int = 1000) -> ChainReport:
+    """Walk the whole log in seq order; report the first broken link. Read-only."""
+    def rows():
+        after = 0
+        while True:
+            chunk = session.execute(
+                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+            ).scalars().all()
+            if not chunk:
+                return
+            for r in chunk:
+                yield Entry(r.seq, r.at, r.actor, r.action, r.subject, r.details, r.prev_hash, r.hash)
+            after = chunk[-1].seq
+    return verify_entries(rows())
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEvent)) or 0

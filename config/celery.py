@@ -1,0 +1,33 @@
+"""Celery configuration derived from settings (a plain dict; no Celery import here)."""
+from __future__ import annotations
+
+BEAT_SCHEDULE = {
+    # name: (task, seconds)
+    "reconcile-due-jobs": ("workers.tasks.reconcile", 15.0),
+    "purge-expired-nonces": ("workers.tasks.purge_expired_nonces", 300.0),
+    "beat-heartbeat": ("workers.tasks.heartbeat", 30.0),
+    "verify-audit-chain": ("workers.tasks.verify_audit_chain", 3600.0),
+}
+
+
+def celery_config(settings) -> dict:
+    conf = {
+        "broker_url": settings.broker_url,
+        "task_ignore_result": True,
+        "task_acks_late": True,                 # a crashed worker's task is redelivered (Redis)
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {name: {"task": task, "schedule": every}
+                          for name, (task, every) in BEAT_SCHEDULE.items()},
+    }
+    if settings.embedded_broker:
+        conf["broker_transport_options"] = {}
+    else:
+        conf["broker_transport_options"] = {"visibility_timeout": 3600}
+    return conf

@@ -1,0 +1,203 @@
+"""One immutable `Settings` object built from the environment.
+
+`Settings.from_env(environ)` reads variables once; `Settings.validate()` refuses to run
+production with missing or default secrets (raises SettingsError listing every problem,
+without echoing any secret value).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = ROOT / "var"
+
+ENVIRONMENTS = ("development", "test", "production")
+NETWORKS = ("regtest", "signet", "testnet", "main")
+
+# Development-only defaults. Production refuses every one of them.
+DEV_SECRET_KEY = "dev-insecure-secret-key"
+DEV_RPC_PASSWORD = "custos-dev"
+
+
+class SettingsError(ValueError):
+    """The environment describes a configuration that must not start."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"expected a boolean, got {value!r}")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob Custos has. Field docs name the environment variable."""
+
+    env: str = "development"                      # CUSTOS_ENV
+    secret_key: str = DEV_SECRET_KEY              # SECRET_KEY
+    database_url: str = f"sqlite:///{VAR_DIR / 'custos.db'}"   # DATABASE_URL
+    redis_url: str | None = None                  # REDIS_URL (nonces, rate limits, broker)
+    broker_url: str = f"sqla+sqlite:///{VAR_DIR / 'broker.db'}"  # BROKER_URL (default: REDIS_URL or embedded)
+    broker_poll_interval: float = 0.05            # BROKER_POLL_INTERVAL seconds (embedded broker)
+    bitcoind_url: str = "http://127.0.0.1:18443"  # BITCOIND_RPC_URL
+    bitcoind_user: str = "custos"                 # BITCOIND_RPC_USER
+    bitcoind_password: str = DEV_RPC_PASSWORD     # BITCOIND_RPC_PASSWORD
+    bitcoind_cookie_file: str | None = None       # BITCOIND_RPC_COOKIE (overrides user/password)
+    bitcoind_wallet_prefix: str = "custos-"       # BITCOIND_WALLET_PREFIX
+    bitcoind_timeout: float = 30.0                # BITCOIND_TIMEOUT seconds
+    network: str = "regtest"                      # NETWORK
+    master_key: str | None = dataclasses.field(default=None, repr=False)  # MASTER_KEY (base64, 32 bytes)
+    master_key_file: str | None = None            # MASTER_KEY_FILE
+    onesignal_app_id: str | None = None           # ONESIGNAL_APP_ID
+    onesignal_api_key: str | None = dataclasses.field(default=None, repr=False)  # ONESIGNAL_API_KEY
+    onesignal_host: str = "https://api.onesignal.com"  # ONESIGNAL_HOST
+    smtp_host: str | None = None                  # SMTP_HOST (unset: mail goes to the outbox table)
+    smtp_port: int = 587                          # SMTP_PORT
+    smtp_user: str | None = None                  # SMTP_USER
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)  # SMTP_PASSWORD
+    smtp_from: str = "custos@localhost"           # SMTP_FROM
+    ratelimit_ip: str = "300/minute"              # RATELIMIT_IP (every request, per client IP)
+    ratelimit_device: str = "120/minute"          # RATELIMIT_DEVICE (signed requests, per device)
+    ratelimit_register: str = "10/minute"         # RATELIMIT_REGISTER (device registration, per IP)
+    ratelimit_enabled: bool = True                # RATELIMIT_ENABLED
+    cors_origins: tuple[str, ...] = ()            # CORS_ORIGINS (comma separated)
+    log_level: str = "INFO"                       # LOG_LEVEL
+    log_json: bool = True                         # LOG_JSON
+    signature_window: int = 300                   # SIGNATURE_WINDOW seconds (RFC 9421 `created` skew)
+    require_client_cert: bool = False             # REQUIRE_CLIENT_CERT
+    client_cert_header: str = "X-Client-Cert-Fingerprint"  # CLIENT_CERT_HEADER
+    trusted_proxies: int = 0                      # TRUSTED_PROXIES (X-Forwarded-For hops to trust)
+    max_content_length: int = 1 << 20             # MAX_CONTENT_LENGTH bytes
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Settings":
+        """Build settings from `environ` (default: os.environ). Raises SettingsError on
+        malformed values; call `validate()` for the production checks."""
+        e = dict(os.environ if environ is None else environ)
+        redis_url = e.get("REDIS_URL") or None
+        broker = e.get("BROKER_URL") or redis_url or cls.broker_url
+        cors = tuple(o.strip() for o in e.get("CORS_ORIGINS", "").split(",") if o.strip())
+        s = cls(
+            env=e.get("CUSTOS_ENV", "development"),
+            secret_key=e.get("SECRET_KEY", DEV_SECRET_KEY),
+            database_url=e.get("DATABASE_URL") or cls.database_url,
+            redis_url=redis_url,
+            broker_url=broker,
+            broker_poll_interval=float(e.get("BROKER_POLL_INTERVAL", "0.05")),
+            bitcoind_url=e.get("BITCOIND_RPC_URL", cls.bitcoind_url),
+            bitcoind_user=e.get("BITCOIND_RPC_USER", cls.bitcoind_user),
+            bitcoind_password=e.get("BITCOIND_RPC_PASSWORD", DEV_RPC_PASSWORD),
+            bitcoind_cookie_file=e.get("BITCOIND_RPC_COOKIE") or None,
+            bitcoind_wallet_prefix=e.get("BITCOIND_WALLET_PREFIX", cls.bitcoind_wallet_prefix),
+            bitcoind_timeout=float(e.get("BITCOIND_TIMEOUT", "30")),
+            network=e.get("NETWORK", "regtest"),
+            master_key=e.get("MASTER_KEY") or None,
+            master_key_file=e.get("MASTER_KEY_FILE") or None,
+            onesignal_app_id=e.get("ONESIGNAL_APP_ID") or None,
+            onesignal_api_key=e.get("ONESIGNAL_API_KEY") or None,
+            onesignal_host=e.get("ONESIGNAL_HOST", cls.onesignal_host),
+            smtp_host=e.get("SMTP_HOST") or None,
+            smtp_port=_int("SMTP_PORT", e.get("SMTP_PORT"), 587),
+            smtp_user=e.get("SMTP_USER") or None,
+            smtp_password=e.get("SMTP_PASSWORD") or None,
+            smtp_from=e.get("SMTP_FROM", cls.smtp_from),
+            ratelimit_ip=e.get("RATELIMIT_IP", cls.ratelimit_ip),
+            ratelimit_device=e.get("RATELIMIT_DEVICE", cls.ratelimit_device),
+            ratelimit_register=e.get("RATELIMIT_REGISTER", cls.ratelimit_register),
+            ratelimit_enabled=_bool(e.get("RATELIMIT_ENABLED"), True),
+            cors_origins=cors,
+            log_level=e.get("LOG_LEVEL", "INFO").upper(),
+            log_json=_bool(e.get("LOG_JSON"), True),
+            signature_window=_int("SIGNATURE_WINDOW", e.get("SIGNATURE_WINDOW"), 300),
+            require_client_cert=_bool(e.get("REQUIRE_CLIENT_CERT"), False),
+            client_cert_header=e.get("CLIENT_CERT_HEADER", cls.client_cert_header),
+            trusted_proxies=_int("TRUSTED_PROXIES", e.get("TRUSTED_PROXIES"), 0),
+            max_content_length=_int("MAX_CONTENT_LENGTH", e.get("MAX_CONTENT_LENGTH"), 1 << 20),
+        )
+        s.check_values()
+        return s
+
+    def replace(self, **changes) -> "Settings":
+        """A copy with some fields changed (tests, CLI overrides)."""
+        s = dataclasses.replace(self, **changes)
+        s.check_values()
+        return s
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+")
+
+    def check_values(self) -> None:
+        """Reject values that make no sense in any environment."""
+        problems = []
+        if self.env not in ENVIRONMENTS:
+            problems.append(f"CUSTOS_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.network not in NETWORKS:
+            problems.append(f"NETWORK must be one of {', '.join(NETWORKS)}")
+        if not 30 <= self.signature_window <= 3600:
+            problems.append("SIGNATURE_WINDOW must be between 30 and 3600 seconds")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.max_content_length < 1024:
+            problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def validate(self) -> "Settings":
+        """Production checks: no default or missing secrets, no embedded parts.
+
+        Returns self so it chains; raises SettingsError naming each problem (never the
+        secret's value)."""
+        self.check_values()
+        if not self.production:
+            return self
+        problems = []
+        if not self.secret_key or self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not (self.master_key or self.master_key_file):
+            problems.append("MASTER_KEY or MASTER_KEY_FILE must be set")
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL must point to PostgreSQL in production")
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set in production (nonces and rate limits)")
+        if self.embedded_broker:
+            problems.append("BROKER_URL must not be the embedded SQLite broker in production")
+        if not self.bitcoind_cookie_file and (
+                not self.bitcoind_password or self.bitcoind_password == DEV_RPC_PASSWORD):
+            problems.append("BITCOIND_RPC_PASSWORD (or BITCOIND_RPC_COOKIE) must be set")
+        if self.onesignal_app_id and not self.onesignal_api_key:
+            problems.append("ONESIGNAL_API_KEY must be set when ONESIGNAL_APP_ID is")
+        if self.smtp_host and self.smtp_user and not self.smtp_password:
+            problems.append("SMTP_PASSWORD must be set when SMTP_USER is")
+        if problems:
+            raise SettingsError("production configuration refused: " + "; ".join(problems))
+        return self
+
+    def rpc_credentials(self) -> tuple[str, str]:
+        """(user, password) for bitcoind, read from the cookie file when configured."""
+        if self.bitcoind_cookie_file:
+            text = Path(self.bitcoind_cookie_file).read_text().strip()
+            user, _, password = text.partition(":")
+            return user, password
+        return self.bitcoind_user, self.bitcoind_password

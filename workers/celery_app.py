@@ -1,0 +1,40 @@
+"""The Celery app. `celery -A workers.celery_app worker|beat` uses the module-level `app`,
+built from the environment's settings; tests build their own with `make_celery()`.
+
+Broker: Redis in production/CI; by default Celery's SQLAlchemy transport on SQLite
+(`sqla+sqlite:///var/broker.db`). kombu passes every broker_transport_options key to
+create_engine(), so the embedded broker's polling interval is set on the transport
+class instead (settings.broker_poll_interval, 50 ms by default).
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import setup_logging
+
+from config.celery import celery_config
+from config.settings import Settings, VAR_DIR
+
+log = logging.getLogger("custos.workers")
+
+
+def make_celery(settings: Settings) -> Celery:
+    settings.validate()
+    if settings.embedded_broker:
+        from kombu.transport.sqlalchemy import Transport
+        Transport.polling_interval = settings.broker_poll_interval
+        VAR_DIR.mkdir(exist_ok=True)
+    celery = Celery("custos", include=["workers.tasks"])
+    celery.conf.update(celery_config(settings))
+    celery.custos_settings = settings
+    return celery
+
+
+@setup_logging.connect
+def _logging(**_kwargs):
+    from config.logging import configure_logging
+    configure_logging(Settings.from_env())
+
+
+app = make_celery(Settings.from_env())

@@ -1,0 +1,87 @@
+"""Thin Celery tasks: take ids, call one service in one transaction, safe to run twice."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery import shared_task
+
+from store.base import utcnow
+from store.session import session_scope
+
+log = logging.getLogger("custos.workers")
+
+
+def _settings(task):
+    return task.app.custos_settings
+
+
+@shared_task(bind=True, name="workers.tasks.purge_expired_nonces")
+def purge_expired_nonces(self) -> int:
+    """Delete used request nonces whose window has passed (embedded mode keeps them in the
+    database). Idempotent. Returns the number deleted."""
+    from devices.nonces import purge_expired
+    with session_scope(_settings(self).database_url) as session:
+        n = purge_expired(session, utcnow())
+    log.info("purged %d expired nonces", n)
+    return n
+
+
+@shared_task(bind=True, name="workers.tasks.heartbeat")
+def heartbeat(self, name: str | None = None) -> str:
+    """Record that a worker (and, via the beat schedule, beat) is alive. Idempotent."""
+    from workers.jobs import beat
+    name = name or f"worker@{socket.gethostname()}:{os.getpid()}"
+    with session_scope(_settings(self).database_url) as session:
+        beat(session, name, utcnow())
+    return name
+
+
+@shared_task(bind=True, name="workers.tasks.reconcile")
+def reconcile(self) -> int:
+    """Find due scheduled jobs in the database and enqueue `run_job` for each.
+    Returns how many were enqueued. Idempotent: enqueueing twice is harmless because
+    run_job claims atomically."""
+    from workers.jobs import beat, due
+    with session_scope(_settings(self).database_url) as session:
+        ids = due(session, utcnow())
+        beat(session, "beat", utcnow())
+    for job_id in ids:
+        run_job.delay(job_id)
+    return len(ids)
+
+
+@shared_task(bind=True, name="workers.tasks.run_job", autoretry_for=(ConnectionError, TimeoutError),
+             retry_backoff=True, max_retries=5)
+def run_job(self, job_id: str) -> str:
+    """Claim and run one scheduled job. A job already claimed or done is skipped."""
+    from workers.jobs import claim, run
+    with session_scope(_settings(self).database_url) as session:
+        job = claim(session, job_id, utcnow())
+        if job is None:
+            return "skipped"
+    try:
+        with session_scope(_settings(self).database_url) as session:
+            job = session.get(type(job), job_id)
+            run(session, job, utcnow())
+            return job.state
+    except (ConnectionError, TimeoutError):
+        raise
+    except Exception as exc:  # the job failed for good this attempt; reconciler retries
+        log.error("job %s (%s) failed: %s", job_id, job.kind, type(exc).__name__)
+        with session_scope(_settings(self).database_url) as session:
+            row = session.get(type(job), job_id)
+            row.state, row.last_error = "pending", type(exc).__name__
+        return "failed"
+
+
+@shared_task(bind=True, name="workers.tasks.verify_audit_chain")
+def verify_audit_chain(self) -> dict:
+    """Walk the audit log's hash chain; log an error naming the first broken link."""
+    from audit.services import verify
+    with session_scope(_settings(self).database_url) as session:
+        report = verify(session)
+    if not report.ok:
+        log.error("audit chain broken at seq %s: %s", report.first_broken_seq, report.reason)
+    return {"ok": report.ok, "checked": report.checked, "first_broken_seq": report.first_broken_seq}
