@@ -1,0 +1,35 @@
+# Custos — two commands: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv migrate bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when a requirements file changed.
+$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --pre -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: migrations + devnet + Celery worker + beat + API on embedded defaults.
+run: $(STAMP)
+	$(PY) -m tools.stack
+
+## make test: the whole suite (PostgreSQL/Redis when reachable; required under CI=true).
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+migrate: $(STAMP)
+	$(PY) -m flask --app wsgi db upgrade
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""Developer tooling: `tools.stack` starts and stops the whole local stack (`make run`)."""
