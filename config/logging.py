@@ -19,8 +19,10 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 REDACTED = "[REDACTED]"
 
 _SECRET_NAMES = (r"pass(?:word|phrase)?|otp|(?:otp|verification)[_-]?code|share|shares|shard|mnemonic|seed|secret|token"
-                 r"|signature(?:-input)?|authorization|cookie|private[_-]?key|prv|master[_-]?key|api[_-]?key")
+                 r"|signature(?:-input)?|cookie|private[_-]?key|prv|master[_-]?key|api[_-]?key")
 _PATTERNS = [
+    # Authorization headers: the whole credential, scheme included (Bearer, Basic, Key)
+    re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)([^\r\n,;\"']+)"),
     # "name": "value"  /  'name': 'value'   (JSON and dict reprs)
     re.compile(r"""(?i)(["']?(?:[\w-]*?(?:%s))["']?\s*[:=]\s*)("[^"]*"|'[^']*'|b'[^']*')""" % _SECRET_NAMES),
     # name=value / Name: value (query strings, headers, free text)

@@ -7,6 +7,7 @@ import socket
 
 from celery import shared_task
 
+import workers.handlers  # noqa: F401  (registers job handlers)
 from store.base import utcnow
 from store.session import session_scope
 
