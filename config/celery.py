@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 BEAT_SCHEDULE = {
-    # name: (task, seconds)
-    "reconcile-due-jobs": ("workers.tasks.reconcile", 15.0),
+    # name: (task, seconds); None = settings.reconcile_interval
+    "reconcile-due-jobs": ("workers.tasks.reconcile", None),
     "purge-expired-nonces": ("workers.tasks.purge_expired_nonces", 300.0),
     "beat-heartbeat": ("workers.tasks.heartbeat", 30.0),
     "verify-audit-chain": ("workers.tasks.verify_audit_chain", 3600.0),
@@ -23,7 +23,7 @@ def celery_config(settings) -> dict:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {name: {"task": task, "schedule": every}
+        "beat_schedule": {name: {"task": task, "schedule": every or settings.reconcile_interval}
                           for name, (task, every) in BEAT_SCHEDULE.items()},
     }
     if settings.embedded_broker:

@@ -46,6 +46,18 @@ def _int(name: str, value: str | None, default: int) -> int:
         raise SettingsError(f"{name} must be an integer") from None
 
 
+def _float(name: str, value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        result = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number") from None
+    if not result > 0:
+        raise SettingsError(f"{name} must be positive")
+    return result
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob Custos has. Field docs name the environment variable."""
@@ -56,6 +68,7 @@ class Settings:
     redis_url: str | None = None                  # REDIS_URL (nonces, rate limits, broker)
     broker_url: str = f"sqla+sqlite:///{VAR_DIR / 'broker.db'}"  # BROKER_URL (default: REDIS_URL or embedded)
     broker_poll_interval: float = 0.05            # BROKER_POLL_INTERVAL seconds (embedded broker)
+    reconcile_interval: float = 15.0              # RECONCILE_INTERVAL seconds (beat: due-job reconciler)
     bitcoind_url: str = "http://127.0.0.1:18443"  # BITCOIND_RPC_URL
     bitcoind_user: str = "custos"                 # BITCOIND_RPC_USER
     bitcoind_password: str = DEV_RPC_PASSWORD     # BITCOIND_RPC_PASSWORD
@@ -100,13 +113,14 @@ class Settings:
             database_url=e.get("DATABASE_URL") or cls.database_url,
             redis_url=redis_url,
             broker_url=broker,
-            broker_poll_interval=float(e.get("BROKER_POLL_INTERVAL", "0.05")),
+            broker_poll_interval=_float("BROKER_POLL_INTERVAL", e.get("BROKER_POLL_INTERVAL"), 0.05),
+            reconcile_interval=_float("RECONCILE_INTERVAL", e.get("RECONCILE_INTERVAL"), 15.0),
             bitcoind_url=e.get("BITCOIND_RPC_URL", cls.bitcoind_url),
             bitcoind_user=e.get("BITCOIND_RPC_USER", cls.bitcoind_user),
             bitcoind_password=e.get("BITCOIND_RPC_PASSWORD", DEV_RPC_PASSWORD),
             bitcoind_cookie_file=e.get("BITCOIND_RPC_COOKIE") or None,
             bitcoind_wallet_prefix=e.get("BITCOIND_WALLET_PREFIX", cls.bitcoind_wallet_prefix),
-            bitcoind_timeout=float(e.get("BITCOIND_TIMEOUT", "30")),
+            bitcoind_timeout=_float("BITCOIND_TIMEOUT", e.get("BITCOIND_TIMEOUT"), 30.0),
             network=e.get("NETWORK", "regtest"),
             master_key=e.get("MASTER_KEY") or None,
             master_key_file=e.get("MASTER_KEY_FILE") or None,

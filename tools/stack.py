@@ -62,8 +62,10 @@ def wait_devnet_ready(proc: subprocess.Popen, timeout: float) -> bool:
 class Stack:
     """The processes of one local stack. Use as a context manager: stops them on exit."""
 
-    def __init__(self, env: dict, api_host: str, api_port: int, workers: int = 2, quiet: bool = False):
+    def __init__(self, env: dict, api_host: str, api_port: int, workers: int = 2, quiet: bool = False,
+                 var: Path | None = None):
         self.env = env
+        self.var = var or ROOT / "var"
         self.api_host, self.api_port = api_host, api_port
         self.workers = workers
         self.quiet = quiet
@@ -81,8 +83,8 @@ class Stack:
         return proc
 
     def start(self) -> None:
-        var = ROOT / "var"
-        var.mkdir(exist_ok=True)
+        var = self.var
+        var.mkdir(parents=True, exist_ok=True)
         subprocess.run([PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=self.env,
                        check=True, stdout=subprocess.DEVNULL if self.quiet else None)
         if not self.env.get("BITCOIND_RPC_URL") and (ROOT / "devnet" / "__main__.py").exists():
@@ -116,9 +118,10 @@ class Stack:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+        deadline = time.monotonic() + 10
         for _name, proc in reversed(self.procs):
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
