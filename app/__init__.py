@@ -71,6 +71,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.request_id = rid
         g.request_id_token = request_id_var.set(rid)
         g.started = time.perf_counter()
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length and \
+                request.mimetype != "application/json":
+            from werkzeug.exceptions import UnsupportedMediaType
+            raise UnsupportedMediaType("request bodies must be application/json")
 
     @app.after_request
     def _finish(response):

@@ -223,3 +223,9 @@ def test_openapi_document_and_docs(app):
     assert spec["paths"]["/v1/devices/me"]["get"]["security"] == [{"HttpSignature": []}]
     assert tc.get("/v1/docs").status_code == 200
     assert tc.get("/v1/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_non_json_body_is_415(app):
+    resp = app.test_client().post("/v1/devices", data="key_type=ed25519", content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 415
+    assert resp.json["error"]["code"] == "unsupported_media_type"
