@@ -78,6 +78,7 @@ class Settings:
     network: str = "regtest"                      # NETWORK
     master_key: str | None = dataclasses.field(default=None, repr=False)  # MASTER_KEY (base64, 32 bytes)
     master_key_file: str | None = None            # MASTER_KEY_FILE
+    master_key_previous: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # MASTER_KEY_PREVIOUS (comma separated; rotation)
     onesignal_app_id: str | None = None           # ONESIGNAL_APP_ID
     onesignal_api_key: str | None = dataclasses.field(default=None, repr=False)  # ONESIGNAL_API_KEY
     onesignal_host: str = "https://api.onesignal.com"  # ONESIGNAL_HOST
@@ -124,6 +125,7 @@ class Settings:
             network=e.get("NETWORK", "regtest"),
             master_key=e.get("MASTER_KEY") or None,
             master_key_file=e.get("MASTER_KEY_FILE") or None,
+            master_key_previous=tuple(k.strip() for k in e.get("MASTER_KEY_PREVIOUS", "").split(",") if k.strip()),
             onesignal_app_id=e.get("ONESIGNAL_APP_ID") or None,
             onesignal_api_key=e.get("ONESIGNAL_API_KEY") or None,
             onesignal_host=e.get("ONESIGNAL_HOST", cls.onesignal_host),

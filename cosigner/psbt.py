@@ -1,0 +1,255 @@
+"""PSBT inspection: decide what a PSBT really does, trusting neither bitcoind nor the
+client. Pure (no I/O).
+
+`inspect()` parses with embit and proves every claim by re-deriving from the account's
+own keys: each input's script at the BIP32 path the PSBT names must equal the UTXO's
+script (else `foreign_input`); an output is change only if the change descriptor at its
+claimed path yields exactly its script (a fake path on a foreign address is
+`change_not_ours`). Amounts come from witness_utxo, cross-checked with non_witness_utxo
+when present. It refuses with PsbtRejected(code) — never partially — and returns an
+`Intent` the policy engine can judge.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from embit.bip32 import HDKey
+from embit.ec import PublicKey, Signature
+from embit.psbt import PSBT
+from embit.transaction import SIGHASH
+
+from cosigner.descriptors import AccountKey, network_params
+from cosigner.errors import PsbtRejected
+
+MAX_INPUTS = 500
+MAX_OUTPUTS = 500
+SIG_WORST = 73          # DER signature + sighash byte, worst case
+HARDENED = 0x80000000
+
+
+@dataclass(frozen=True)
+class FeeCaps:
+    """Hard safety caps that hold for every spend, whatever the policy says."""
+    max_fee_sat: int = 5_000_000
+    max_fee_rate: float = 2_000.0     # sat/vB
+    max_fee_share: float = 0.25       # fee / external amount
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    txid: str
+    vout: int
+    amount_sat: int
+    branch: int
+    index: int
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    index: int
+    amount_sat: int
+    address: str | None
+    script_hex: str
+    change: bool
+    change_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Intent:
+    txid: str                         # of the unsigned transaction
+    inputs: tuple[InputInfo, ...]
+    outputs: tuple[OutputInfo, ...]
+    fee_sat: int
+    vsize: int                        # estimated once fully signed
+    fee_rate: float                   # sat/vB, on the estimated vsize
+    platform_signed: bool = field(default=False)
+
+    @property
+    def external_sat(self) -> int:
+        return sum(o.amount_sat for o in self.outputs if not o.change)
+
+    @property
+    def change_sat(self) -> int:
+        return sum(o.amount_sat for o in self.outputs if o.change)
+
+    @property
+    def outpoints(self) -> tuple[str, ...]:
+        return tuple(f"{i.txid}:{i.vout}" for i in self.inputs)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What inspection needs to know about an account."""
+    network: str
+    template: str
+    platform: AccountKey
+    recovery: AccountKey
+    server: AccountKey
+    receive: object                   # embit Descriptor (ranged)
+    change: object
+
+    def keys(self) -> tuple[AccountKey, ...]:
+        return (self.platform, self.recovery, self.server)
+
+    def branches(self) -> dict[int, object]:
+        """Derivation branch → descriptor it belongs to."""
+        b = {0: self.receive, 1: self.change}
+        if self.template == "2of3_decaying":
+            b.update({2: self.receive, 3: self.change})
+        return b
+
+
+def _path_ints(path: str) -> list[int]:
+    return [int(p[:-1]) + HARDENED for p in path.split("/")]
+
+
+def _locate(view: AccountView, derivations) -> tuple[int, int] | None:
+    """The (branch, index) our keys' derivations name; None if none of ours. Raises when
+    our own derivations disagree with each other."""
+    found = set()
+    for der in derivations.values():
+        for k in view.keys():
+            prefix = _path_ints(k.path)
+            path = list(der.derivation)
+            if der.fingerprint.hex() == k.fingerprint and path[:4] == prefix and len(path) == 6:
+                branch, index = path[4], path[5]
+                if branch >= HARDENED or index >= HARDENED or branch not in view.branches():
+                    raise PsbtRejected("derivation path outside the account", code="foreign_input")
+                found.add((branch % 2, index))
+    if len(found) > 1:
+        raise PsbtRejected("derivation paths disagree", code="foreign_input")
+    return found.pop() if found else None
+
+
+def _derived(view: AccountView, branch: int, index: int):
+    return (view.receive if branch == 0 else view.change).derive(index)
+
+
+def _platform_pub(view: AccountView, branch: int, index: int) -> PublicKey:
+    return HDKey.from_string(view.platform.xpub).derive([branch, index]).key
+
+
+def witness_bytes(witness_script_len: int) -> int:
+    """Worst-case witness size (bytes) of a 2-signature P2WSH spend."""
+    items = 1 + 1 + 2 * (1 + SIG_WORST) + _varint_len(witness_script_len) + witness_script_len
+    return items
+
+
+def _varint_len(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5
+
+
+def parse(psbt_b64: str) -> PSBT:
+    try:
+        psbt = PSBT.from_string(psbt_b64.strip())
+    except Exception:
+        raise PsbtRejected("not a valid base64 PSBT", code="psbt_malformed") from None
+    if not psbt.inputs or not psbt.outputs:
+        raise PsbtRejected("a PSBT needs inputs and outputs", code="psbt_malformed")
+    if len(psbt.inputs) > MAX_INPUTS or len(psbt.outputs) > MAX_OUTPUTS:
+        raise PsbtRejected("too many inputs or outputs", code="psbt_too_large")
+    return psbt
+
+
+def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str | None = None,
+            require_platform_signature: bool = True) -> Intent:
+    """Inspect a parsed PSBT for `view`. Raises PsbtRejected with one of: psbt_modified,
+    wrong_network, input_amount_unknown, input_amount_mismatch, foreign_input,
+    sighash_not_all, platform_signature_missing, platform_signature_invalid,
+    change_not_ours, negative_fee, fee_too_high, fee_rate_too_high, fee_share_too_high."""
+    params = network_params(view.network)
+    tx = psbt.tx
+    txid = tx.txid().hex()
+    if expected_txid is not None and txid != expected_txid:
+        raise PsbtRejected("the transaction differs from the one the server built", code="psbt_modified")
+    for xpub in psbt.xpubs:
+        if xpub.version not in (params["xpub"], params["xprv"]):
+            raise PsbtRejected(f"PSBT carries keys for another network than {view.network}", code="wrong_network")
+
+    inputs, weight_witness, platform_signed = [], 0, True
+    for i, inp in enumerate(psbt.inputs):
+        utxo = inp.witness_utxo
+        if utxo is None:
+            raise PsbtRejected(f"input {i} has no witness_utxo: amount unknown", code="input_amount_unknown")
+        prev_txid, vout = inp.vin.txid, inp.vin.vout
+        if inp.non_witness_utxo is not None:
+            nwu = inp.non_witness_utxo
+            if nwu.txid() != prev_txid or vout >= len(nwu.vout) or \
+                    nwu.vout[vout].value != utxo.value or nwu.vout[vout].script_pubkey != utxo.script_pubkey:
+                raise PsbtRejected(f"input {i}: witness_utxo contradicts non_witness_utxo", code="input_amount_mismatch")
+        loc = _locate(view, inp.bip32_derivations)
+        if loc is None:
+            raise PsbtRejected(f"input {i} is not the account's", code="foreign_input")
+        branch, index = loc
+        derived = _derived(view, branch, index)
+        if derived.script_pubkey() != utxo.script_pubkey or \
+                (inp.witness_script is not None and inp.witness_script != derived.witness_script()):
+            raise PsbtRejected(f"input {i} does not re-derive from the account's descriptor", code="foreign_input")
+        if inp.sighash_type not in (None, SIGHASH.ALL):
+            raise PsbtRejected(f"input {i} asks for a sighash other than ALL", code="sighash_not_all")
+        for sig in inp.partial_sigs.values():
+            if not sig or sig[-1] != SIGHASH.ALL:
+                raise PsbtRejected(f"input {i} carries a signature that is not SIGHASH_ALL", code="sighash_not_all")
+        pub = _platform_pub(view, branch, index)
+        sig = inp.partial_sigs.get(pub)
+        if sig is None:
+            platform_signed = False
+            if require_platform_signature:
+                raise PsbtRejected(f"input {i} lacks the phone's signature", code="platform_signature_missing")
+        else:
+            try:
+                ok = pub.verify(Signature.parse(sig[:-1]),
+                                tx.sighash_segwit(i, derived.witness_script(), utxo.value, sighash=SIGHASH.ALL))
+            except Exception:
+                ok = False
+            if not ok:
+                raise PsbtRejected(f"input {i}: the phone's signature is invalid", code="platform_signature_invalid")
+        ws_len = len(derived.witness_script().data)
+        weight_witness += witness_bytes(ws_len)
+        inputs.append(InputInfo(prev_txid.hex(), vout, utxo.value, branch, index))
+
+    outputs = []
+    for j, out in enumerate(psbt.outputs):
+        spk = out.script_pubkey
+        loc = _locate(view, out.bip32_derivations) if out.bip32_derivations else None
+        change_index = None
+        if loc is not None:
+            branch, index = loc
+            if branch != 1 or _derived(view, 1, index).script_pubkey() != spk:
+                raise PsbtRejected(f"output {j} claims to be change but is not the account's", code="change_not_ours")
+            change_index = index
+        try:
+            addr = spk.address(params)
+        except Exception:
+            addr = None
+        outputs.append(OutputInfo(j, out.value, addr, spk.data.hex(), change_index is not None, change_index))
+
+    fee = sum(i.amount_sat for i in inputs) - sum(o.amount_sat for o in outputs)
+    if fee < 0:
+        raise PsbtRejected("outputs exceed inputs", code="negative_fee")
+    base = _base_size(tx)
+    vsize = math.ceil((4 * base + 2 + weight_witness) / 4)
+    rate = fee / vsize
+    external = sum(o.amount_sat for o in outputs if not o.change)
+    if fee > caps.max_fee_sat:
+        raise PsbtRejected(f"fee {fee} sat exceeds the cap of {caps.max_fee_sat}", code="fee_too_high",
+                           details={"fee_sat": fee, "cap": caps.max_fee_sat})
+    if rate > caps.max_fee_rate:
+        raise PsbtRejected(f"fee rate {rate:.1f} sat/vB exceeds the cap of {caps.max_fee_rate}",
+                           code="fee_rate_too_high", details={"fee_rate": round(rate, 2), "cap": caps.max_fee_rate})
+    if external and fee > caps.max_fee_share * external:
+        raise PsbtRejected(f"fee {fee} sat is more than {caps.max_fee_share:.0%} of the {external} sat sent",
+                           code="fee_share_too_high", details={"fee_sat": fee, "external_sat": external})
+    return Intent(txid, tuple(inputs), tuple(outputs), fee, vsize, round(rate, 3), platform_signed)
+
+
+def _base_size(tx) -> int:
+    """Serialized size without witness data (bytes)."""
+    from io import BytesIO
+    from embit.transaction import Transaction
+    stripped = Transaction(version=tx.version, vin=[type(v)(v.txid, v.vout, sequence=v.sequence) for v in tx.vin],
+                           vout=tx.vout, locktime=tx.locktime)
+    buf = BytesIO()
+    stripped.write_to(buf)
+    return len(buf.getvalue())
