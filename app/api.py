@@ -39,6 +39,16 @@ def make_api(app) -> CustosApi:
     from app.devices_api import bp as devices_bp
     api.register_blueprint(health_bp)
     api.register_blueprint(devices_bp)
+    from app.accounts_api import bp as accounts_bp
+    from app.spends_api import bp as spends_bp
+    api.register_blueprint(accounts_bp)
+    api.register_blueprint(spends_bp)
+    from app.keys_api import bp as keys_bp
+    from app.messaging_api import bp as messages_bp
+    from app.contacts_api import bp as contacts_bp
+    api.register_blueprint(keys_bp)
+    api.register_blueprint(messages_bp)
+    api.register_blueprint(contacts_bp)
     return api
 
 

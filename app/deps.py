@@ -14,6 +14,19 @@ class Deps:
     limiter: object          # flask_limiter.Limiter
     bitcoind: object         # chain.rpc.BitcoinRPC
     celery: object | None = None
+    _cosigner: object | None = None
+
+    @property
+    def cosigner(self):
+        """The CosignerContext, built on first use (opens the master-key keyring)."""
+        if self._cosigner is None:
+            from config.bootstrap import cosigner_context
+            try:
+                from messaging.notify import notify
+            except ImportError:
+                notify = None
+            self._cosigner = cosigner_context(self.settings, notify=notify)
+        return self._cosigner
 
 
 def deps() -> Deps:

@@ -15,7 +15,12 @@ from werkzeug.exceptions import HTTPException
 
 from app.auth.errors import AuthError
 from audit.chain import AuditDetailsError
+from chain.errors import ChainRejected, ChainUnavailable
+from cosigner.errors import (AccountNotFound, FundingError, GapLimit, InvalidDescriptor, InvalidKey, PsbtRejected,
+                             SpendNotFound, SpendStateError, VaultError, WatchOnly)
 from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
+from messaging.errors import (ContactNotFound, InvalidEnvelope, InvalidKeys, InvalidRequest, InviteExpired,
+                              InviteNotFound, KeysNotFound, NotPermitted, OwnInvite, RecipientNotFound)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,28 @@ ERRORS: dict[type[BaseException], int] = {
     DeviceRevoked: 401,
     KeyAlreadyRegistered: 409,
     AuditDetailsError: 500,
+    InvalidKey: 400,
+    InvalidDescriptor: 400,
+    AccountNotFound: 404,
+    SpendNotFound: 404,
+    PsbtRejected: 422,
+    SpendStateError: 409,
+    WatchOnly: 409,
+    GapLimit: 409,
+    FundingError: 422,
+    VaultError: 500,
+    ChainUnavailable: 503,
+    ChainRejected: 422,
+    InvalidKeys: 400,
+    InvalidEnvelope: 400,
+    InvalidRequest: 400,
+    KeysNotFound: 404,
+    RecipientNotFound: 404,
+    NotPermitted: 403,
+    InviteNotFound: 404,
+    InviteExpired: 410,
+    OwnInvite: 409,
+    ContactNotFound: 404,
 }
 
 HTTP_CODES = {
@@ -92,6 +119,10 @@ def http_exception_response(error: HTTPException):
     if status == 429:
         message = "too many requests; retry later"
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    if status == 429 and not any(k.lower() == "retry-after" for k, _ in headers):
+        limit = getattr(error, "limit", None)
+        retry = limit.limit.get_expiry() if limit is not None and hasattr(limit, "limit") else 60
+        headers.append(("Retry-After", str(retry)))
     headers += list((data.get("headers") or {}).items())
     return envelope(status, code, message, details, headers)
 
@@ -109,4 +140,15 @@ def register_error_handlers(app) -> None:
         if status is None or status >= 500:
             log.exception("unhandled error: %s", type(exc).__name__)
             return envelope(500, "internal_error", "internal error")
-        return envelope(status, getattr(exc, "code", HTTP_CODES.get(status, "error")), str(exc))
+        code = getattr(exc, "code", None)
+        details = getattr(exc, "details", None)
+        details = dict(details) if isinstance(details, dict) else {}
+        if isinstance(exc, ChainRejected):
+            code, details = "chain_rejected", {"rpc_code": exc.code, "reason": exc.message}
+            return envelope(status, code, f"bitcoind refused: {exc.message}", details)
+        if isinstance(exc, ChainUnavailable):
+            return envelope(status, "chain_unavailable", "bitcoind is unreachable; retry later",
+                            headers={"Retry-After": "5"})
+        if not isinstance(code, str):
+            code = HTTP_CODES.get(status, "error")
+        return envelope(status, code, str(exc), details)

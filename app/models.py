@@ -1,6 +1,9 @@
 """Imports every domain model module so their tables register on the shared metadata.
 Add a line here when a package gains a model module."""
 import audit.model  # noqa: F401
+import cosigner.model  # noqa: F401
 import devices.model  # noqa: F401
+import devices.idempotency  # noqa: F401
 import devices.nonces  # noqa: F401
+import messaging.model  # noqa: F401
 import workers.jobs  # noqa: F401

@@ -26,7 +26,7 @@ def make_limiter(app, settings) -> Limiter:
         default_limits_exempt_when=lambda: request.path.startswith(EXEMPT_PATHS),
         storage_uri=settings.redis_url or "memory://",
         storage_options={"socket_connect_timeout": 5} if settings.redis_url else {},
-        headers_enabled=True, strategy="fixed-window",
+        headers_enabled=False, strategy="fixed-window",
         key_prefix="custos", enabled=settings.ratelimit_enabled,
     )
     if settings.trusted_proxies:

@@ -8,6 +8,7 @@ logged: they can carry wallet passphrases.
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import socket
@@ -16,7 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 
-from chain.errors import RPCError, RPCUnavailable
+from chain.errors import TRANSIENT_CODES, RPCError, RPCUnavailable
 
 # python-bitcoinrpc logs every call's parameters at DEBUG; keep that off for good.
 logging.getLogger("BitcoinRPC").setLevel(logging.WARNING)
@@ -96,13 +97,17 @@ class BitcoinRPC:
         Amounts come back as Decimal.
         """
         proxy = AuthServiceProxy(self._service_url(), method, timeout=self._timeout)
+        # python-bitcoinrpc builds Basic auth from the URL without percent-decoding it,
+        # so credentials with @ : / + = % fail; set the header from the raw values.
+        proxy._AuthServiceProxy__auth_header = b"Basic " + base64.b64encode(
+            f"{self._user}:{self._password}".encode())
         try:
             return proxy(*params)
         except JSONRPCException as exc:
             err = exc.error if isinstance(exc.error, dict) else {}
             code = int(err.get("code", -1))
             message = str(err.get("message", ""))
-            if code in _TRANSPORT_CODES:
+            if code in _TRANSPORT_CODES or code in TRANSIENT_CODES:
                 raise RPCUnavailable(f"bitcoind at {self.endpoint}: {message}") from None
             raise RPCError(code, message) from None
         except (OSError, socket.timeout, http.client.HTTPException) as exc:

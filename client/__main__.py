@@ -1,4 +1,4 @@
-"""`python -m client [--server URL] [--state FILE] register|whoami`.
+"""`python -m client [--server URL] [--state FILE] register|whoami|contacts …|messages …|keys …`.
 
 The device key and id are kept in a JSON state file (default ~/.custos-client.json,
 mode 0600) so `whoami` after `register` signs with the same key.
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     reg.add_argument("--key-type", choices=["ed25519", "ecdsa-p256"], default="ed25519")
     reg.add_argument("--platform", default="cli")
     sub.add_parser("whoami", help="show the registered device")
+    _add_messaging_commands(sub)
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -50,7 +51,10 @@ def main(argv=None) -> int:
             if not device_id:
                 print("not registered yet: run `python -m client register` first", file=sys.stderr)
                 return 2
-            result = CustosClient(args.server, key, device_id).whoami()
+            if args.command in ("contacts", "messages", "keys"):
+                result = _run_messaging(args, CustosClient(args.server, key, device_id), state)
+            else:
+                result = CustosClient(args.server, key, device_id).whoami()
     except ApiError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -59,6 +63,54 @@ def main(argv=None) -> int:
         return 1
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _add_messaging_commands(sub) -> None:
+    contacts = sub.add_parser("contacts", help="invite, accept and list contacts").add_subparsers(
+        dest="action", required=True)
+    inv = contacts.add_parser("invite", help="create an invite; prints its QR payload")
+    inv.add_argument("--name", required=True, help="the display name your contact will see")
+    inv.add_argument("--address", help="a receive address to put in the QR payload")
+    acc = contacts.add_parser("accept", help="accept an invite from its QR payload (JSON)")
+    acc.add_argument("qr_payload")
+    acc.add_argument("--name", help="the display name the inviter will see")
+    contacts.add_parser("list", help="list your contacts")
+    messages = sub.add_parser("messages", help="send and fetch end-to-end encrypted messages").add_subparsers(
+        dest="action", required=True)
+    snd = messages.add_parser("send", help="encrypt and send a text message to a contact")
+    snd.add_argument("device_id")
+    snd.add_argument("text")
+    messages.add_parser("fetch", help="fetch, decrypt and acknowledge your messages")
+    keys = sub.add_parser("keys", help="Signal prekeys").add_subparsers(dest="action", required=True)
+    keys.add_parser("count", help="one-time prekeys left on the server")
+    keys.add_parser("replenish", help="upload keys (first time) or a new batch when low")
+
+
+def _run_messaging(args, client, state: Path):
+    """contacts/messages/keys subcommands. The Signal state lives next to the client
+    state file (`<state>.signal.db`, mode 0600)."""
+    from client.messaging import MessagingClient, SignalMessenger, ensure_keys
+    messenger = SignalMessenger(MessagingClient.like(client), str(state) + ".signal.db")
+    try:
+        if args.command == "keys":
+            if args.action == "replenish":
+                ensure_keys(messenger)
+            return {"count": messenger.api.key_count()}
+        if args.command == "contacts":
+            if args.action == "list":
+                return {"contacts": messenger.api.contacts()}
+            ensure_keys(messenger)
+            if args.action == "invite":
+                return messenger.invite(args.name, args.address)
+            return messenger.accept(args.qr_payload, args.name)
+        ensure_keys(messenger)
+        if args.action == "send":
+            return {"guid": messenger.send(args.device_id, args.text.encode())}
+        return {"messages": [{"guid": r.guid, "from": r.sender,
+                              "text": r.plaintext.decode("utf-8", "replace") if r.plaintext is not None else None,
+                              "error": r.error} for r in messenger.receive()]}
+    finally:
+        messenger.close()
 
 
 if __name__ == "__main__":

@@ -40,3 +40,33 @@ def secp256k1_backend() -> str:
     from embit.util import secp256k1
     return "libsecp256k1" if "ctypes" in getattr(secp256k1.ec_pubkey_create, "__module__", "") \
         else "pure-python"
+
+
+def push_sender(settings):
+    """OneSignal when ONESIGNAL_APP_ID/ONESIGNAL_API_KEY are set, else the outbox (the
+    notification rows in the database plus a log line; no credentials needed)."""
+    from messaging.push import OneSignalSender, OutboxSender
+    if settings.onesignal_app_id and settings.onesignal_api_key:
+        return OneSignalSender(settings.onesignal_app_id, settings.onesignal_api_key, host=settings.onesignal_host)
+    return OutboxSender()
+
+
+def message_buckets(settings, redis=None):
+    """The senders' token buckets: in Redis when configured (shared by every API
+    process), in process memory otherwise."""
+    from messaging.limits import Bucket, MemoryBuckets, RedisBuckets
+    bucket = Bucket(settings.message_rate_burst, settings.message_rate)
+    return RedisBuckets(bucket, redis) if redis is not None else MemoryBuckets(bucket)
+
+
+def cosigner_context(settings, notify=None):
+    """Everything the cosigner services need: network, wallet prefix, fee caps, the
+    master-key keyring, the bitcoind client and the notifier."""
+    from cosigner.context import CosignerContext, record_notification
+    from cosigner.psbt import FeeCaps
+    from cosigner.vault import keyring_from_settings
+    return CosignerContext(
+        network=settings.network, wallet_prefix=settings.bitcoind_wallet_prefix,
+        caps=FeeCaps(settings.max_fee_sat, settings.max_fee_rate, settings.max_fee_share),
+        keyring=keyring_from_settings(settings), node=bitcoind(settings),
+        notify=notify or record_notification)

@@ -7,7 +7,18 @@ BEAT_SCHEDULE = {
     "purge-expired-nonces": ("workers.tasks.purge_expired_nonces", 300.0),
     "beat-heartbeat": ("workers.tasks.heartbeat", 30.0),
     "verify-audit-chain": ("workers.tasks.verify_audit_chain", 3600.0),
+    "watch-chain": ("workers.tasks.watch_chain", "chain_watch_interval"),
+    "messaging-flush-pushes": ("workers.messaging_tasks.flush_notifications", None),
+    "messaging-expire": ("workers.messaging_tasks.expire", 3600.0),
 }
+
+
+def _interval(settings, every) -> float:
+    if every is None:
+        return settings.reconcile_interval
+    if isinstance(every, str):
+        return getattr(settings, every)
+    return every
 
 
 def celery_config(settings) -> dict:
@@ -23,7 +34,7 @@ def celery_config(settings) -> dict:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {name: {"task": task, "schedule": every or settings.reconcile_interval}
+        "beat_schedule": {name: {"task": task, "schedule": _interval(settings, every)}
                           for name, (task, every) in BEAT_SCHEDULE.items()},
     }
     if settings.embedded_broker:

@@ -99,6 +99,20 @@ class Settings:
     client_cert_header: str = "X-Client-Cert-Fingerprint"  # CLIENT_CERT_HEADER
     trusted_proxies: int = 0                      # TRUSTED_PROXIES (X-Forwarded-For hops to trust)
     max_content_length: int = 1 << 20             # MAX_CONTENT_LENGTH bytes
+    max_fee_sat: int = 5_000_000                  # MAX_FEE_SAT hard cap on any spend's fee
+    max_fee_rate: float = 2_000.0                 # MAX_FEE_RATE sat/vB hard cap
+    max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
+    chain_watch_interval: float = 10.0            # CHAIN_WATCH_INTERVAL seconds (beat)
+    # messaging (issue #6)
+    message_ttl: int = 60 * 24 * 3600             # MESSAGE_TTL seconds (> longest recovery delay + contest window)
+    message_rate_burst: int = 120                 # MESSAGE_RATE_BURST envelopes (sender token bucket size)
+    message_rate: float = 2.0                     # MESSAGE_RATE envelopes per second (bucket refill)
+    ratelimit_prekey_fetch: str = "60/hour"       # RATELIMIT_PREKEY_FETCH (bundles, per requesting device)
+    ratelimit_prekey_target: str = "120/hour"     # RATELIMIT_PREKEY_TARGET (bundles, per target device)
+    ratelimit_invite_create: str = "30/hour"      # RATELIMIT_INVITE_CREATE (per device)
+    ratelimit_invite_accept: str = "10/hour"      # RATELIMIT_INVITE_ACCEPT (per device and per IP)
+    signed_prekey_grace: int = 7 * 24 * 3600      # SIGNED_PREKEY_GRACE seconds a superseded signed prekey is kept
+    push_retry_base: float = 2.0                  # PUSH_RETRY_BASE seconds (backoff: base·2^(attempt-1))
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -146,6 +160,19 @@ class Settings:
             client_cert_header=e.get("CLIENT_CERT_HEADER", cls.client_cert_header),
             trusted_proxies=_int("TRUSTED_PROXIES", e.get("TRUSTED_PROXIES"), 0),
             max_content_length=_int("MAX_CONTENT_LENGTH", e.get("MAX_CONTENT_LENGTH"), 1 << 20),
+            max_fee_sat=_int("MAX_FEE_SAT", e.get("MAX_FEE_SAT"), 5_000_000),
+            max_fee_rate=_float("MAX_FEE_RATE", e.get("MAX_FEE_RATE"), 2_000.0),
+            max_fee_share=_float("MAX_FEE_SHARE", e.get("MAX_FEE_SHARE"), 0.25),
+            chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 10.0),
+            message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),
+            message_rate_burst=_int("MESSAGE_RATE_BURST", e.get("MESSAGE_RATE_BURST"), cls.message_rate_burst),
+            message_rate=_float("MESSAGE_RATE", e.get("MESSAGE_RATE"), cls.message_rate),
+            ratelimit_prekey_fetch=e.get("RATELIMIT_PREKEY_FETCH", cls.ratelimit_prekey_fetch),
+            ratelimit_prekey_target=e.get("RATELIMIT_PREKEY_TARGET", cls.ratelimit_prekey_target),
+            ratelimit_invite_create=e.get("RATELIMIT_INVITE_CREATE", cls.ratelimit_invite_create),
+            ratelimit_invite_accept=e.get("RATELIMIT_INVITE_ACCEPT", cls.ratelimit_invite_accept),
+            signed_prekey_grace=_int("SIGNED_PREKEY_GRACE", e.get("SIGNED_PREKEY_GRACE"), cls.signed_prekey_grace),
+            push_retry_base=_float("PUSH_RETRY_BASE", e.get("PUSH_RETRY_BASE"), cls.push_retry_base),
         )
         s.check_values()
         return s
@@ -177,6 +204,10 @@ class Settings:
             problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.max_content_length < 1024:
             problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes")
+        if self.message_ttl < 24 * 3600:
+            problems.append("MESSAGE_TTL must be at least one day (recovery shards travel as messages)")
+        if self.message_rate_burst < 1:
+            problems.append("MESSAGE_RATE_BURST must be at least 1")
         if problems:
             raise SettingsError("; ".join(problems))
 

@@ -157,3 +157,50 @@ def client_factory(app):
     def factory(kind="ed25519", target=None):
         return CustosClient("http://localhost", DeviceKey.generate(kind), transport=flask_transport(target or app))
     return factory
+
+
+# -- chain ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chain_node(tmp_path_factory):
+    """One regtest node for the run: devnet in-process, or a real bitcoind when BITCOIND
+    names its binary. Has a funded `faucet` wallet."""
+    from devnet.harness import start_node
+    with start_node(tmp_path_factory.mktemp("chain")) as node:
+        rpc = node.rpc()
+        rpc.createwallet("faucet")
+        faucet = node.rpc("faucet")
+        rpc.generatetoaddress(110, faucet.getnewaddress())
+        node.faucet = faucet
+        yield node
+
+
+@pytest.fixture
+def mine(chain_node):
+    """mine(n=1): mine n blocks (rewards to the faucet) and wait for wallet notifications."""
+    def _mine(n: int = 1):
+        rpc = chain_node.rpc()
+        hashes = rpc.generatetoaddress(n, chain_node.faucet.getnewaddress())
+        rpc.syncwithvalidationinterfacequeue()
+        return hashes
+    return _mine
+
+
+@pytest.fixture(scope="session")
+def master_key():
+    import base64
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def chain_settings(settings_factory, chain_node, master_key):
+    """Settings pointing at the test chain, with a random master key and a per-test
+    wallet prefix (wallet names never collide across tests)."""
+    import secrets
+    return settings_factory(BITCOIND_RPC_URL=chain_node.url, BITCOIND_RPC_USER=chain_node.user,
+                            BITCOIND_RPC_PASSWORD=chain_node.password, BITCOIND_TIMEOUT=60,
+                            BITCOIND_WALLET_PREFIX=f"t{secrets.token_hex(3)}-", MASTER_KEY=master_key)
+
+
+@pytest.fixture
+def chain_app(app_factory, chain_settings):
+    return app_factory(chain_settings)

@@ -86,3 +86,37 @@ def verify_audit_chain(self) -> dict:
     if not report.ok:
         log.error("audit chain broken at seq %s: %s", report.first_broken_seq, report.reason)
     return {"ok": report.ok, "checked": report.checked, "first_broken_seq": report.first_broken_seq}
+
+
+@shared_task(bind=True, name="workers.tasks.watch_chain", autoretry_for=(ConnectionError,), max_retries=3)
+def watch_chain(self, account_id: str | None = None) -> int:
+    """Run the chain watcher over one account, or every imported account (beat).
+    Each account in its own transaction; safe to run concurrently. Returns changes."""
+    from sqlalchemy import select
+    from chain.errors import ChainUnavailable
+    from config.bootstrap import cosigner_context
+    from cosigner.model import Account
+    from cosigner.watcher import watch
+    settings = _settings(self)
+    ctx = cosigner_context(settings, notify=_notifier())
+    with session_scope(settings.database_url) as session:
+        ids = [account_id] if account_id else list(session.scalars(
+            select(Account.id).where(Account.imported_at.is_not(None))))
+    changes = 0
+    for acct in ids:
+        try:
+            with session_scope(settings.database_url) as session:
+                changes += watch(session, ctx, acct, utcnow())
+        except ChainUnavailable:
+            log.warning("chain watcher: bitcoind unavailable")
+            break
+    return changes
+
+
+def _notifier():
+    """messaging's durable notify() when the messaging package provides it."""
+    try:
+        from messaging.notify import notify
+        return notify
+    except ImportError:
+        return None

@@ -1,0 +1,123 @@
+"""/v1/accounts: create (2-of-3, decaying, watch-only), read, addresses, balance,
+history, export; /v1/fees."""
+from __future__ import annotations
+
+import logging
+
+from flask import g
+from flask_smorest import Blueprint
+
+from app.auth.device import signed
+from app.cosigner_schemas import (AccountCreateSchema, AccountSchema, AddressSchema, BalanceSchema,
+                                  ExportQuerySchema, FeesSchema, HistoryQuerySchema, TransactionPageSchema)
+from app.deps import deps
+from app.errors import ApiError
+from app.extensions import db
+from app.idempotency import idempotent
+from app.transaction import committing
+from chain.errors import ChainError
+from cosigner import accounts, export, history, policy_hook
+from store.base import utcnow
+
+log = logging.getLogger(__name__)
+bp = Blueprint("accounts", __name__, url_prefix="/v1", description="Multisig accounts")
+
+
+def account_out(account) -> dict:
+    return {"id": account.id, "name": account.name, "network": account.network, "template": account.template,
+            "decay_blocks": account.decay_blocks, "platform_key": account.platform_key,
+            "recovery_key": account.recovery_key, "server_key": accounts.server_key_info(db.session, account),
+            "receive_descriptor": account.receive_descriptor, "change_descriptor": account.change_descriptor,
+            "imported": account.imported_at is not None, "policy": policy_hook.summary(account),
+            "created_at": account.created_at}
+
+
+@bp.route("/accounts", methods=["POST"])
+@signed
+@idempotent
+@bp.arguments(AccountCreateSchema)
+@bp.response(201, AccountSchema)
+def create_account(body):
+    """Create an account: the server adds its cosigner key, builds the descriptors and
+    imports them into bitcoind as a watch-only wallet (retried by a job if bitcoind is down)."""
+    ctx = deps().cosigner
+    with committing():
+        account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
+    try:
+        with committing():
+            accounts.import_wallet(db.session, ctx, account.id, utcnow())
+    except ChainError as err:  # the account.import job converges later
+        log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
+    return account_out(account)
+
+
+@bp.route("/accounts", methods=["GET"])
+@signed
+@bp.response(200, AccountSchema(many=True))
+def list_accounts():
+    """The calling device's accounts."""
+    return [account_out(a) for a in accounts.list_owned(db.session, g.device.id)]
+
+
+@bp.route("/accounts/<account_id>", methods=["GET"])
+@signed
+@bp.response(200, AccountSchema)
+def get_account(account_id):
+    return account_out(accounts.get_owned(db.session, account_id, g.device.id))
+
+
+@bp.route("/accounts/<account_id>/addresses", methods=["POST"])
+@signed
+@bp.response(201, AddressSchema)
+def new_address(account_id):
+    """The next unused receive address (gap limit 20)."""
+    with committing():
+        account = accounts.get_owned(db.session, account_id, g.device.id)
+        return accounts.issue_address(db.session, deps().cosigner, account, utcnow())
+
+
+@bp.route("/accounts/<account_id>/addresses", methods=["GET"])
+@signed
+@bp.response(200, AddressSchema(many=True))
+def list_addresses(account_id):
+    account = accounts.get_owned(db.session, account_id, g.device.id)
+    return accounts.issued_addresses(db.session, account)
+
+
+@bp.route("/accounts/<account_id>/balance", methods=["GET"])
+@signed
+@bp.response(200, BalanceSchema)
+def balance(account_id):
+    """Integer satoshis: confirmed, trusted pending (own change), untrusted pending, immature."""
+    return accounts.balance(deps().cosigner, accounts.get_owned(db.session, account_id, g.device.id))
+
+
+@bp.route("/accounts/<account_id>/transactions", methods=["GET"])
+@signed
+@bp.arguments(HistoryQuerySchema, location="query")
+@bp.response(200, TransactionPageSchema)
+def transactions(query, account_id):
+    account = accounts.get_owned(db.session, account_id, g.device.id)
+    return history.transactions(deps().cosigner, account, cursor=int(query.get("cursor", 0)), limit=query["limit"])
+
+
+@bp.route("/accounts/<account_id>/export", methods=["GET"])
+@signed
+@bp.arguments(ExportQuerySchema, location="query")
+@bp.response(200)
+def export_account(query, account_id):
+    """descriptors | bsms (BIP-129 record, text) | sparrow (Specter/Sparrow wallet JSON)."""
+    account = accounts.get_owned(db.session, account_id, g.device.id)
+    try:
+        result = export.export(account, query["format"])
+    except ValueError as err:
+        raise ApiError(str(err), code="export_unsupported") from None
+    return {"format": query["format"], "export": result}
+
+
+@bp.route("/fees", methods=["GET"])
+@signed
+@bp.response(200, FeesSchema)
+def fees():
+    """Fee-rate estimates in sat/vB for 1, 3, 6, 12, 24 and 144 blocks (cached 30 s)."""
+    return history.fee_estimates(deps().cosigner)

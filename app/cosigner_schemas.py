@@ -1,0 +1,141 @@
+"""Schemas for accounts, addresses, balances, spends and fees."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.schemas import StrictSchema
+from config.settings import NETWORKS
+
+MAX_SAT = 21_000_000 * 100_000_000
+
+
+class KeySchema(StrictSchema):
+    xpub = fields.String(required=True, validate=validate.Length(min=100, max=120))
+    origin = fields.String(required=True, validate=validate.Length(min=10, max=80),
+                           metadata={"example": "[d34db33f/48h/1h/0h/2h]"})
+
+
+class AccountCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    network = fields.String(required=True, validate=validate.OneOf(NETWORKS))
+    template = fields.String(load_default="2of3", validate=validate.OneOf(("2of3", "2of3_decaying", "watch_only")))
+    platform_key = fields.Nested(KeySchema)
+    recovery_key = fields.Nested(KeySchema)
+    decay_blocks = fields.Integer(validate=validate.Range(min=1, max=65_535))
+    birthday = fields.Integer(validate=validate.Range(min=1_231_006_505, max=4_102_444_800),
+                              metadata={"description": "Unix time of the first payment (rescan from there)"})
+    descriptor = fields.String(validate=validate.Length(min=10, max=5_000), metadata={"description": "watch_only"})
+    change_descriptor = fields.String(validate=validate.Length(min=10, max=5_000))
+    addresses = fields.List(fields.String(validate=validate.Length(min=14, max=100)),
+                            validate=validate.Length(min=1, max=1_000))
+
+
+class ServerKeySchema(Schema):
+    xpub = fields.String()
+    origin = fields.String()
+
+
+class AccountSchema(Schema):
+    account_id = fields.String(attribute="id")
+    name = fields.String()
+    network = fields.String()
+    template = fields.String()
+    decay_blocks = fields.Integer(allow_none=True)
+    platform_key = fields.Dict(allow_none=True)
+    recovery_key = fields.Dict(allow_none=True)
+    server_key = fields.Nested(ServerKeySchema, allow_none=True)
+    receive_descriptor = fields.String()
+    change_descriptor = fields.String(allow_none=True)
+    imported = fields.Boolean()
+    policy = fields.Dict()
+    created_at = fields.DateTime()
+
+
+class AddressSchema(Schema):
+    address = fields.String()
+    index = fields.Integer()
+    created_at = fields.DateTime()
+
+
+class BalanceSchema(Schema):
+    confirmed = fields.Integer()
+    trusted_pending = fields.Integer()
+    untrusted_pending = fields.Integer()
+    immature = fields.Integer()
+
+
+class TransactionSchema(Schema):
+    txid = fields.String()
+    direction = fields.String()
+    amount_sat = fields.Integer()
+    fee_sat = fields.Integer(allow_none=True)
+    confirmations = fields.Integer()
+    status = fields.String()
+    replaced_by = fields.String(allow_none=True)
+    time = fields.Integer()
+
+
+class TransactionPageSchema(Schema):
+    transactions = fields.List(fields.Nested(TransactionSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class HistoryQuerySchema(StrictSchema):
+    cursor = fields.String(validate=validate.Regexp(r"^\d{1,7}$"))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class ExportQuerySchema(StrictSchema):
+    format = fields.String(load_default="descriptors", validate=validate.OneOf(("descriptors", "bsms", "sparrow")))
+
+
+class OutputSchema(StrictSchema):
+    address = fields.String(required=True, validate=validate.Length(min=14, max=100))
+    amount_sat = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_SAT))
+
+
+class SpendCreateSchema(StrictSchema):
+    outputs = fields.List(fields.Nested(OutputSchema), required=True, validate=validate.Length(min=1, max=100))
+    fee_rate_sat_vb = fields.Float(validate=validate.Range(min=1, max=10_000))
+    conf_target = fields.Integer(validate=validate.Range(min=1, max=1008))
+    subtract_fee_from = fields.List(fields.Integer(validate=validate.Range(min=0, max=99)), load_default=list)
+    replaceable = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def _one_fee_source(self, data, **_kw):
+        if "fee_rate_sat_vb" in data and "conf_target" in data:
+            raise ValidationError("give fee_rate_sat_vb or conf_target, not both")
+
+
+class SignedPsbtSchema(StrictSchema):
+    psbt = fields.String(required=True, validate=validate.Length(min=20, max=400_000))
+
+
+class BumpSchema(StrictSchema):
+    fee_rate = fields.Float(required=True, validate=validate.Range(min=1, max=10_000))
+
+
+class SpendSchema(Schema):
+    spend_id = fields.String(attribute="id")
+    account_id = fields.String()
+    state = fields.String()
+    psbt = fields.String()
+    fee_sat = fields.Integer()
+    fee_rate = fields.Float()
+    vsize = fields.Integer()
+    external_sat = fields.Integer()
+    inputs = fields.List(fields.Dict())
+    outputs = fields.List(fields.Dict())
+    policy_preview = fields.Dict(attribute="decision")
+    txid = fields.String(allow_none=True)
+    confirmations = fields.Integer()
+    replaces = fields.String(attribute="replaces_id", allow_none=True)
+    replaced_by = fields.String(attribute="replaced_by_id", allow_none=True)
+    error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class FeesSchema(Schema):
+    estimates = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True),
+                            metadata={"description": "confirmation target (blocks) → sat/vB"})
+    errors = fields.Dict()

@@ -1,0 +1,124 @@
+"""Marshmallow schemas for the messaging API (keys, messages, contacts). Shapes and
+sizes only; key encodings, signatures and ciphertext sizes are checked by the messaging
+package, which answers 400 with a specific code."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.schemas import StrictSchema
+from messaging.limits import (MAX_DISPLAY_NAME, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES,
+                              MAX_PREKEYS_PER_UPLOAD, MAX_RECEIVE_ADDRESS)
+
+B64_KEY = validate.Length(min=1, max=64)
+MAX_CIPHERTEXT_CHARS = (MAX_MESSAGE_BYTES + 2) // 3 * 4
+
+
+class PreKeySchema(StrictSchema):
+    key_id = fields.Integer(required=True, strict=True)
+    public_key = fields.String(required=True, validate=B64_KEY,
+                               metadata={"description": "base64 of a 33-byte serialized Curve25519 key"})
+
+
+class SignedPreKeySchema(PreKeySchema):
+    signature = fields.String(required=True, validate=validate.Length(min=1, max=128),
+                              metadata={"description": "base64 XEdDSA signature by the identity key"})
+
+
+class KeyUploadSchema(StrictSchema):
+    identity_key = fields.String(required=True, validate=B64_KEY)
+    registration_id = fields.Integer(strict=True, load_default=0)
+    signed_prekey = fields.Nested(SignedPreKeySchema, load_default=None, allow_none=True)
+    one_time_prekeys = fields.List(fields.Nested(PreKeySchema), load_default=None, allow_none=True,
+                                   validate=validate.Length(max=MAX_PREKEYS_PER_UPLOAD),
+                                   metadata={"description": "replaces the stored pool"})
+    last_resort_key = fields.Nested(PreKeySchema, load_default=None, allow_none=True)
+
+
+class KeyCountSchema(Schema):
+    count = fields.Integer(required=True)
+
+
+class BundleSchema(Schema):
+    device_id = fields.String(required=True)
+    registration_id = fields.Integer(required=True)
+    identity_key = fields.String(required=True)
+    signed_prekey = fields.Nested(SignedPreKeySchema, required=True)
+    one_time_prekey = fields.Nested(PreKeySchema, required=True)
+    last_resort = fields.Boolean(required=True)
+
+
+class EnvelopeInSchema(StrictSchema):
+    to = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    ciphertext = fields.String(required=True, validate=validate.Length(min=1, max=MAX_CIPHERTEXT_CHARS),
+                               metadata={"description": f"base64, at most {MAX_MESSAGE_BYTES} bytes decoded"})
+    type = fields.Integer(strict=True, load_default=1)
+
+
+class SendSchema(StrictSchema):
+    messages = fields.List(fields.Nested(EnvelopeInSchema), required=True,
+                           validate=validate.Length(min=1, max=MAX_ENVELOPES_PER_REQUEST))
+
+
+class SentSchema(Schema):
+    guid = fields.String(required=True)
+    to = fields.String(attribute="recipient_id", required=True)
+    server_timestamp = fields.DateTime(required=True)
+
+
+class SentListSchema(Schema):
+    messages = fields.List(fields.Nested(SentSchema), required=True)
+
+
+class FetchArgsSchema(StrictSchema):
+    limit = fields.Integer(load_default=MAX_FETCH, validate=validate.Range(min=1, max=MAX_FETCH))
+
+
+class QueuedSchema(Schema):
+    guid = fields.String(required=True)
+    sender = fields.String(attribute="sender_id", data_key="from", required=True)
+    type = fields.Integer(required=True)
+    ciphertext = fields.Method("_ciphertext", required=True)
+    server_timestamp = fields.DateTime(required=True)
+
+    def _ciphertext(self, message) -> str:
+        from messaging.encoding import b64encode
+        return b64encode(message.ciphertext)
+
+
+class QueueSchema(Schema):
+    messages = fields.List(fields.Nested(QueuedSchema), required=True)
+    more = fields.Boolean(required=True)
+
+
+class InviteInSchema(StrictSchema):
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=MAX_DISPLAY_NAME))
+    receive_address = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(min=1, max=MAX_RECEIVE_ADDRESS))
+
+
+class InviteOutSchema(Schema):
+    invite_id = fields.String(required=True)
+    invite_code = fields.String(required=True, metadata={"description": "single use; shown once"})
+    expires_at = fields.DateTime(required=True)
+    qr_payload = fields.String(required=True, metadata={"description": "JSON for the QR code"})
+
+
+class AcceptInSchema(StrictSchema):
+    display_name = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.Length(min=1, max=MAX_DISPLAY_NAME))
+
+
+class AcceptBodySchema(AcceptInSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                         metadata={"description": "the invite code from the QR payload"})
+
+
+class ContactSchema(Schema):
+    contact_id = fields.String(required=True)
+    device_id = fields.String(required=True)
+    display_name = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class ContactListSchema(Schema):
+    contacts = fields.List(fields.Nested(ContactSchema), required=True)

@@ -1,0 +1,80 @@
+"""Spends: build, submit the phone's signature (inspect → policy → cosign → broadcast),
+read, cancel, bump."""
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from app.auth.device import signed
+from app.cosigner_schemas import BumpSchema, SignedPsbtSchema, SpendCreateSchema, SpendSchema
+from app.deps import deps
+from app.extensions import db
+from app.idempotency import idempotent
+from app.transaction import committing
+from cosigner import accounts, spends
+from store.base import utcnow
+
+bp = Blueprint("spends", __name__, url_prefix="/v1", description="Spends (PSBT cosigning)")
+
+
+@bp.route("/accounts/<account_id>/spends", methods=["POST"])
+@signed
+@idempotent
+@bp.arguments(SpendCreateSchema)
+@bp.response(201, SpendSchema)
+def create_spend(body, account_id):
+    """Build a PSBT through bitcoind; returns it with the explicit fee, inputs, outputs
+    (change or external) and the policy preview. Verify the fee and change on the phone."""
+    with committing():
+        account = accounts.get_owned(db.session, account_id, g.device.id)
+        return spends.create(db.session, deps().cosigner, account, outputs=body["outputs"],
+                             fee_rate=body.get("fee_rate_sat_vb"), conf_target=body.get("conf_target"),
+                             subtract_fee_from=body["subtract_fee_from"], replaceable=body["replaceable"],
+                             now=utcnow())
+
+
+@bp.route("/spends/<spend_id>/signatures", methods=["POST"])
+@signed
+@bp.arguments(SignedPsbtSchema)
+@bp.response(200, SpendSchema)
+def submit_signature(body, spend_id):
+    """The phone-signed PSBT. Refused with a specific code (nothing signed) unless it is
+    exactly the built transaction, every input and change output re-derives from the
+    account, fees are within the hard caps, sighash is ALL and the phone's signature is
+    valid. Idempotent for the same PSBT."""
+    from chain.errors import ChainRejected
+    try:
+        with committing():
+            return spends.submit(db.session, deps().cosigner, spend_id, g.device.id, body["psbt"], utcnow())
+    except ChainRejected:
+        with committing():  # record the failed state, then report bitcoind's reason
+            spend, _ = spends.get_owned(db.session, spend_id, g.device.id, lock=True)
+            if spend.state in ("built", "awaiting_policy"):
+                spend.state, spend.updated_at = "failed", utcnow()
+        raise
+
+
+@bp.route("/spends/<spend_id>", methods=["GET"])
+@signed
+@bp.response(200, SpendSchema)
+def get_spend(spend_id):
+    return spends.get_owned(db.session, spend_id, g.device.id)[0]
+
+
+@bp.route("/spends/<spend_id>", methods=["DELETE"])
+@signed
+@bp.response(200, SpendSchema)
+def cancel_spend(spend_id):
+    """Cancel before broadcast. Idempotent."""
+    with committing():
+        return spends.cancel(db.session, spend_id, g.device.id, utcnow())
+
+
+@bp.route("/spends/<spend_id>/bump", methods=["POST"])
+@signed
+@bp.arguments(BumpSchema)
+@bp.response(201, SpendSchema)
+def bump_spend(body, spend_id):
+    """A replacement PSBT at `fee_rate` sat/vB (RBF); sign and submit it like any spend."""
+    with committing():
+        return spends.bump(db.session, deps().cosigner, spend_id, g.device.id, body["fee_rate"], utcnow())

@@ -1,0 +1,104 @@
+"""Tables for cosigner keys (sealed), accounts, issued addresses and spends."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.base import Base, UTCDateTime
+
+SPEND_STATES = ("built", "awaiting_policy", "broadcast", "confirmed", "deep", "cancelled", "replaced",
+                "conflicted", "abandoned", "failed")
+OPEN_STATES = ("built", "awaiting_policy")
+DEEP_CONFIRMATIONS = 6
+
+
+class CosignerKey(Base):
+    """The server's BIP32 root for one account, sealed (cosigner.vault). Never returned."""
+    __tablename__ = "cosigner_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    network: Mapped[str] = mapped_column(String(16), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(8), nullable=False)
+    path: Mapped[str] = mapped_column(String(32), nullable=False)
+    xpub: Mapped[str] = mapped_column(String(120), nullable=False)
+    kek_id: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(80), nullable=False)
+    network: Mapped[str] = mapped_column(String(16), nullable=False)
+    template: Mapped[str] = mapped_column(String(24), nullable=False)
+    decay_blocks: Mapped[int | None] = mapped_column(Integer)
+    platform_key: Mapped[dict | None] = mapped_column(JSON)        # {"xpub", "origin"}
+    recovery_key: Mapped[dict | None] = mapped_column(JSON)
+    server_key_id: Mapped[str | None] = mapped_column(ForeignKey("cosigner_keys.id"))
+    receive_descriptor: Mapped[str] = mapped_column(Text, nullable=False)
+    change_descriptor: Mapped[str | None] = mapped_column(Text)
+    birthday: Mapped[int | None] = mapped_column(BigInteger)        # Unix time for rescans
+    next_receive_index: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    chain_cursor: Mapped[str | None] = mapped_column(String(64))      # listsinceblock position
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+    @property
+    def watch_only(self) -> bool:
+        return self.template == "watch_only"
+
+
+class IssuedAddress(Base):
+    __tablename__ = "issued_addresses"
+    __table_args__ = (UniqueConstraint("account_id", "branch", "index", name="uq_issued_addresses_slot"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    branch: Mapped[int] = mapped_column(Integer, nullable=False)
+    index: Mapped[int] = mapped_column(Integer, nullable=False)
+    address: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Spend(Base):
+    __tablename__ = "spends"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    psbt: Mapped[str] = mapped_column(Text, nullable=False)                 # unsigned, as built
+    unsigned_txid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    fee_sat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fee_rate: Mapped[float] = mapped_column(Float, nullable=False)
+    vsize: Mapped[int] = mapped_column(Integer, nullable=False)
+    external_sat: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    inputs: Mapped[list] = mapped_column(JSON, nullable=False)
+    outputs: Mapped[list] = mapped_column(JSON, nullable=False)
+    decision: Mapped[dict | None] = mapped_column(JSON)
+    submitted_digest: Mapped[str | None] = mapped_column(String(64))        # sha256 of the accepted signed PSBT
+    txid: Mapped[str | None] = mapped_column(String(64), index=True)
+    confirmations: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    replaces_id: Mapped[str | None] = mapped_column(String(40))
+    replaced_by_id: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    broadcast_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class SeenTransaction(Base):
+    """Wallet transactions the chain watcher has already reported (one row per account+txid)."""
+    __tablename__ = "seen_transactions"
+    __table_args__ = (UniqueConstraint("account_id", "txid", name="uq_seen_transactions_tx"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False)
+    txid: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,0 +1,208 @@
+"""Spend use cases: build a PSBT through bitcoind, inspect what the phone signed,
+ask the policy hook, co-sign, finalize, broadcast; cancel; fee bump (RBF).
+
+Every refusal happens before the cosigner key is opened: nothing is signed unless the
+PSBT passed inspection and the policy approved. Submitting the same signed PSBT twice
+returns the same result and broadcasts once (row lock + digest).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from decimal import Decimal
+
+from embit.bip32 import HDKey
+from embit.script import Script
+from embit.transaction import SIGHASH
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit import services as audit
+from chain import wallets
+from chain.rpc import sat_to_btc
+from cosigner import accounts, policy_hook
+from cosigner.context import CosignerContext
+from cosigner.descriptors import network_params
+from cosigner.errors import (FundingError, InvalidDescriptor, PsbtRejected, SpendNotFound, SpendStateError,
+                             WatchOnly)
+from cosigner.finalize import finalize
+from cosigner.model import OPEN_STATES, Account, CosignerKey, Spend
+from cosigner.psbt import Intent, inspect, parse
+from cosigner.vault import SealedSecret, open_secret
+
+DUST_SAT = 546
+MAX_OUTPUTS = 100
+MIN_FEE_RATE, MAX_FEE_RATE_REQUEST = 1.0, 10_000.0
+
+
+def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
+    """Validate requested outputs; return bitcoind's [{address: BTC}] list."""
+    if not outputs or len(outputs) > MAX_OUTPUTS:
+        raise InvalidDescriptor(f"1 to {MAX_OUTPUTS} outputs", code="invalid_outputs")
+    hrp = network_params(network)["bech32"]
+    seen, result = set(), []
+    for o in outputs:
+        address, amount = o["address"], o["amount_sat"]
+        try:
+            Script.from_address(address)
+        except Exception:
+            raise InvalidDescriptor(f"{address!r} is not a valid address", code="invalid_address") from None
+        low = address.lower()
+        if low.startswith(("bc1", "tb1", "bcrt1")) and not low.startswith(hrp + "1"):
+            raise InvalidDescriptor(f"{address!r} is not a {network} address", code="wrong_network")
+        if address in seen:
+            raise InvalidDescriptor("each address may appear once", code="duplicate_output")
+        if amount < DUST_SAT:
+            raise InvalidDescriptor(f"amount below the dust limit of {DUST_SAT} sat", code="dust_output")
+        seen.add(address)
+        result.append({address: sat_to_btc(amount)})
+    return result
+
+
+def create(session: Session, ctx: CosignerContext, account: Account, *, outputs: list[dict],
+           fee_rate: float | None, conf_target: int | None, subtract_fee_from: list[int],
+           replaceable: bool, now: dt.datetime) -> Spend:
+    """Build a funded PSBT (bitcoind coin selection, change to our change descriptor),
+    inspect it like any other PSBT, and record it with a policy preview."""
+    if account.watch_only:
+        raise WatchOnly("a watch-only account cannot spend")
+    if fee_rate is not None and not MIN_FEE_RATE <= fee_rate <= MAX_FEE_RATE_REQUEST:
+        raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
+    if any(not 0 <= i < len(outputs) for i in subtract_fee_from):
+        raise InvalidDescriptor("subtract_fee_from names an output that does not exist", code="invalid_outputs")
+    rpc_outputs = _check_outputs(outputs, account.network)
+    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
+    try:
+        funded = wallets.fund_psbt(wallet, rpc_outputs, fee_rate=fee_rate, conf_target=conf_target,
+                                   subtract_fee_from=subtract_fee_from, replaceable=replaceable)
+    except Exception as err:
+        code = getattr(err, "code", None)
+        if code == -6 or "insufficient" in str(err).lower():
+            raise FundingError("not enough confirmed funds for these outputs and fee") from None
+        raise
+    return _record(session, ctx, account, funded["psbt"], now=now)
+
+
+def _record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: str, *, now: dt.datetime,
+            replaces: Spend | None = None) -> Spend:
+    psbt = parse(psbt_b64)
+    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, require_platform_signature=False)
+    decision = policy_hook.decide(intent, account, now)
+    spend = Spend(id=f"spend_{secrets.token_hex(12)}", account_id=account.id, state="built", psbt=psbt_b64,
+                  unsigned_txid=intent.txid, fee_sat=intent.fee_sat, fee_rate=intent.fee_rate, vsize=intent.vsize,
+                  external_sat=intent.external_sat, inputs=[_input(i) for i in intent.inputs],
+                  outputs=[_output(o) for o in intent.outputs], decision=decision.as_dict(),
+                  replaces_id=replaces.id if replaces else None, created_at=now, updated_at=now)
+    session.add(spend)
+    session.flush()
+    audit.record(session, actor=account.owner_device_id, action="spend.built", subject=spend.id,
+                 details={"account": account.id, "fee_sat": intent.fee_sat, "external_sat": intent.external_sat,
+                          "replaces": spend.replaces_id}, now=now)
+    return spend
+
+
+def _input(i) -> dict:
+    return {"txid": i.txid, "vout": i.vout, "amount_sat": i.amount_sat, "branch": i.branch, "index": i.index}
+
+
+def _output(o) -> dict:
+    return {"index": o.index, "address": o.address, "amount_sat": o.amount_sat, "change": o.change,
+            "change_index": o.change_index}
+
+
+def get_owned(session: Session, spend_id: str, device_id: str, *, lock: bool = False) -> tuple[Spend, Account]:
+    stmt = select(Spend).where(Spend.id == spend_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    spend = session.scalar(stmt) if isinstance(spend_id, str) and len(spend_id) <= 40 else None
+    account = session.get(Account, spend.account_id) if spend else None
+    if spend is None or account is None or account.owner_device_id != device_id:
+        raise SpendNotFound("no such spend")
+    return spend, account
+
+
+def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, psbt_b64: str,
+           now: dt.datetime) -> Spend:
+    """Accept the phone-signed PSBT: inspect, decide, cosign, finalize, broadcast.
+    Idempotent for the same signed PSBT; raises PsbtRejected / SpendStateError /
+    ChainRejected (broadcast refused: the spend is marked failed)."""
+    digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
+    spend, account = get_owned(session, spend_id, device_id, lock=True)
+    if spend.submitted_digest == digest and spend.state not in OPEN_STATES:
+        return spend
+    if spend.state not in OPEN_STATES:
+        raise SpendStateError(f"spend is {spend.state}", code="spend_not_open")
+    psbt = parse(psbt_b64)
+    view = accounts.view(account, session)
+    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid)
+    decision = policy_hook.decide(intent, account, now)
+    spend.decision = decision.as_dict()
+    spend.updated_at = now
+    if decision.action == "deny":
+        raise PsbtRejected("the account's policy refuses this spend", code="policy_denied",
+                           details={"reasons": list(decision.reasons)})
+    if decision.action != "approve":
+        spend.state = "awaiting_policy"
+        spend.submitted_digest = digest
+        return spend
+    raw = cosign(session, ctx, account, psbt, intent)
+    spend.submitted_digest = digest
+    try:
+        txid = wallets.broadcast(ctx.node, raw.hex())
+    except Exception as err:
+        if getattr(err, "code", None) is None:
+            raise
+        spend.state, spend.error = "failed", str(getattr(err, "message", err))[:200]
+        audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
+                     details={"reason": spend.error}, now=now)
+        raise
+    spend.state, spend.txid, spend.broadcast_at = "broadcast", txid, now
+    if spend.replaces_id:
+        old = session.get(Spend, spend.replaces_id)
+        if old is not None:
+            old.state, old.replaced_by_id, old.updated_at = "replaced", spend.id, now
+    audit.record(session, actor=device_id, action="spend.broadcast", subject=spend.id,
+                 details={"txid": txid, "fee_sat": intent.fee_sat}, now=now)
+    return spend
+
+
+def cosign(session: Session, ctx: CosignerContext, account: Account, psbt, intent: Intent) -> bytes:
+    """Sign every input with the cosigner key (SIGHASH_ALL) and finalize. The key is
+    decrypted here and nowhere else; it never leaves this function."""
+    key = session.get(CosignerKey, account.server_key_id)
+    root = HDKey.from_string(open_secret(ctx.keyring, SealedSecret(key.kek_id, key.wrapped_dek, key.ciphertext),
+                                         key.id).decode())
+    try:
+        signed = psbt.sign_with(root, SIGHASH.ALL)
+    finally:
+        del root
+    if signed < len(psbt.inputs):
+        raise PsbtRejected("the server could not sign every input", code="cosign_failed")
+    return finalize(psbt, intent.inputs, accounts.view(account, session))
+
+
+def cancel(session: Session, spend_id: str, device_id: str, now: dt.datetime) -> Spend:
+    """Cancel a spend that was not broadcast. Idempotent for an already cancelled spend."""
+    spend, _ = get_owned(session, spend_id, device_id, lock=True)
+    if spend.state == "cancelled":
+        return spend
+    if spend.state not in OPEN_STATES:
+        raise SpendStateError(f"a {spend.state} spend cannot be cancelled", code="spend_not_open")
+    spend.state, spend.updated_at = "cancelled", now
+    audit.record(session, actor=device_id, action="spend.cancelled", subject=spend.id, details={}, now=now)
+    return spend
+
+
+def bump(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, fee_rate: float,
+         now: dt.datetime) -> Spend:
+    """A replacement PSBT (psbtbumpfee) paying `fee_rate` sat/vB, recorded as a new spend
+    that replaces this one once broadcast; it goes through the same signature path."""
+    spend, account = get_owned(session, spend_id, device_id)
+    if spend.state != "broadcast" or not spend.txid:
+        raise SpendStateError("only a broadcast, unconfirmed spend can be bumped", code="spend_not_bumpable")
+    if not MIN_FEE_RATE <= fee_rate <= MAX_FEE_RATE_REQUEST:
+        raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
+    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
+    result = wallet.call("psbtbumpfee", spend.txid, {"fee_rate": Decimal(str(fee_rate))})
+    return _record(session, ctx, account, result["psbt"], now=now, replaces=spend)

@@ -1,0 +1,107 @@
+"""`notify(session, device_id, kind, now)`: the one function every package calls to push
+something to a device.
+
+It writes a durable `messaging_notifications` row in the caller's transaction (so the push
+exists if and only if the change that caused it commits). A Celery task delivers it
+through the configured PushSender; a beat task re-sends rows still pending, so delivery
+is at-least-once and the row id is the provider's idempotency key. Payloads are
+content-free: the device learns only `kind` (e.g. "sync") and fetches the rest itself.
+
+A pending notification of the same kind for the same device absorbs new ones (collapse):
+one wake-up is enough for any number of queued messages.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from messaging.model import Notification
+
+KIND = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
+SYNC = "sync"            # new messages in the queue
+REPLENISH = "replenish"  # one-time prekeys ran out
+CLAIM_STALE_AFTER = dt.timedelta(minutes=2)   # a 'sending' row older than this is retried
+REENQUEUE_AFTER = dt.timedelta(seconds=30)    # how long the flusher waits before re-sending
+MAX_ATTEMPTS = 12
+KEEP_DONE = dt.timedelta(days=7)              # delivered/failed rows are purged after this
+NEW_IN_SESSION = "custos.new_notifications"   # session.info key: ids created in this transaction,
+#                                               for an after-commit hook to send at once
+
+
+def notify(session: Session, device_id: str, kind: str, now: dt.datetime) -> Notification:
+    """Record a push for `device_id` in the caller's transaction; return the row (an
+    existing pending one of the same kind if there is one). Raises ValueError for a
+    malformed kind. Does not send anything itself."""
+    if not KIND.match(kind or ""):
+        raise ValueError("notification kind must match [a-z][a-z0-9_.]{0,31}")
+    existing = session.scalar(select(Notification).where(
+        Notification.device_id == device_id, Notification.kind == kind,
+        Notification.state == "pending").limit(1))
+    if existing is not None:
+        return existing
+    row = Notification(id=str(uuid.uuid4()), device_id=device_id, kind=kind, state="pending", attempts=0,
+                       created_at=now, next_attempt_at=now)
+    session.add(row)
+    session.flush()
+    session.info.setdefault(NEW_IN_SESSION, set()).add(row.id)
+    return row
+
+
+def due(session: Session, now: dt.datetime, limit: int = 200) -> list[str]:
+    """Ids of notifications to (re-)enqueue: pending and due, or stuck in 'sending' (a
+    crashed worker). Pushes their next_attempt_at forward so the next sweep skips them
+    unless they are still undelivered then."""
+    rows = list(session.scalars(select(Notification.id).where(
+        Notification.attempts < MAX_ATTEMPTS,
+        or_((Notification.state == "pending") & (Notification.next_attempt_at <= now),
+            (Notification.state == "sending") & (Notification.claimed_at <= now - CLAIM_STALE_AFTER)))
+        .order_by(Notification.next_attempt_at).limit(limit)))
+    if rows:
+        session.execute(update(Notification).where(Notification.id.in_(rows))
+                        .values(state="pending", next_attempt_at=now + REENQUEUE_AFTER))
+    return rows
+
+
+def claim(session: Session, notification_id: str, now: dt.datetime) -> Notification | None:
+    """Atomically move a pending (or stale sending) notification to 'sending'; None if it
+    is delivered, failed, or another worker holds it (conditional UPDATE)."""
+    result = session.execute(
+        update(Notification).where(
+            Notification.id == notification_id, Notification.attempts < MAX_ATTEMPTS,
+            or_(Notification.state == "pending",
+                (Notification.state == "sending") & (Notification.claimed_at <= now - CLAIM_STALE_AFTER)))
+        .values(state="sending", claimed_at=now, attempts=Notification.attempts + 1))
+    if result.rowcount != 1:
+        return None
+    return session.get(Notification, notification_id, populate_existing=True)
+
+
+def mark_delivered(session: Session, notification_id: str, channel: str, now: dt.datetime) -> None:
+    session.execute(update(Notification).where(Notification.id == notification_id)
+                    .values(state="delivered", delivered_at=now, channel=channel, last_error=None))
+
+
+def mark_retry(session: Session, notification_id: str, error: str, at: dt.datetime) -> None:
+    """Back to pending, due again at `at` (the flusher or the task's own retry sends it)."""
+    session.execute(update(Notification).where(Notification.id == notification_id, Notification.state == "sending")
+                    .values(state="pending", next_attempt_at=at, last_error=error[:64]))
+
+
+def mark_failed(session: Session, notification_id: str, error: str) -> None:
+    session.execute(update(Notification).where(Notification.id == notification_id)
+                    .values(state="failed", last_error=error[:64]))
+
+
+def backoff(attempts: int, base: float, cap: float = 300.0) -> float:
+    """Seconds to wait after `attempts` failed tries: base·2^(attempts-1), at most `cap`."""
+    return min(cap, base * (2 ** max(0, attempts - 1)))
+
+
+def purge_done(session: Session, now: dt.datetime) -> int:
+    """Delete delivered and failed notifications older than KEEP_DONE. Idempotent."""
+    return session.execute(delete(Notification).where(Notification.state.in_(("delivered", "failed")),
+                                                      Notification.created_at <= now - KEEP_DONE)).rowcount or 0

@@ -1,0 +1,127 @@
+"""Store-and-forward queues, one per recipient device (Signal-Server semantics).
+
+The server stores opaque ciphertext with a server-assigned guid and timestamp, returns a
+device's queue oldest first in pages, deletes a message when the recipient acknowledges
+it (idempotent), and expires unacknowledged messages after the TTL. Messages live in the
+database only; a fetch without an ack returns the same guids again, so a crash between
+fetch and ack never turns a message into a "new" one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from devices.model import Device
+from messaging.encoding import b64decode
+from messaging.errors import InvalidEnvelope, NotPermitted, RecipientNotFound
+from messaging.limits import MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES, MAX_MESSAGE_TYPE
+from messaging.model import Message
+from messaging.notify import SYNC, notify
+from messaging.permissions import may_message
+
+DEFAULT_TYPE = 1
+
+
+@dataclass(frozen=True)
+class Envelope:
+    to: str
+    ciphertext: bytes
+    type: int = DEFAULT_TYPE
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    more: bool
+
+
+def parse_envelope(item) -> Envelope:
+    """Validate one `{to, ciphertext, type?}` envelope. Raises InvalidEnvelope (never
+    quoting the ciphertext). Pure."""
+    if not isinstance(item, dict):
+        raise InvalidEnvelope("each envelope must be an object")
+    unknown = set(item) - {"to", "ciphertext", "type"}
+    if unknown:
+        raise InvalidEnvelope(f"unknown envelope fields: {', '.join(sorted(unknown))}")
+    to = item.get("to")
+    if not isinstance(to, str) or not 1 <= len(to) <= 40:
+        raise InvalidEnvelope("`to` must be a device id")
+    kind = item.get("type", DEFAULT_TYPE)
+    if not isinstance(kind, int) or isinstance(kind, bool) or not 0 <= kind <= MAX_MESSAGE_TYPE:
+        raise InvalidEnvelope(f"`type` must be an integer between 0 and {MAX_MESSAGE_TYPE}")
+    raw = b64decode(item.get("ciphertext"), what="ciphertext", error=InvalidEnvelope, max_len=MAX_MESSAGE_BYTES)
+    return Envelope(to, raw, kind)
+
+
+def parse_envelopes(items) -> list[Envelope]:
+    """Validate a non-empty list of at most MAX_ENVELOPES_PER_REQUEST envelopes. Pure."""
+    if not isinstance(items, list) or not items:
+        raise InvalidEnvelope("`messages` must be a non-empty list")
+    if len(items) > MAX_ENVELOPES_PER_REQUEST:
+        raise InvalidEnvelope(f"at most {MAX_ENVELOPES_PER_REQUEST} envelopes per request")
+    return [parse_envelope(i) for i in items]
+
+
+def send(session: Session, sender_id: str, envelopes: list[Envelope], *, now: dt.datetime,
+         ttl: dt.timedelta) -> list[Message]:
+    """Queue every envelope or none. Each recipient must be an active device the sender
+    may message (RecipientNotFound / NotPermitted otherwise). Each recipient gets one
+    content-free 'sync' push. Returns the stored messages (guid, server_timestamp).
+    Not idempotent: each call queues new messages."""
+    recipients = {e.to for e in envelopes}
+    active = set(session.scalars(select(Device.id).where(Device.id.in_(recipients), Device.revoked_at.is_(None))))
+    for to in sorted(recipients):
+        if to not in active:
+            raise RecipientNotFound("no active device with this id", code="unknown_recipient")
+        if not may_message(session, sender_id, to, now):
+            raise NotPermitted("you may only message your contacts")
+    rows = [Message(guid=str(uuid.uuid4()), recipient_id=e.to, sender_id=sender_id, type=e.type,
+                    ciphertext=e.ciphertext, server_timestamp=now, expires_at=now + ttl) for e in envelopes]
+    session.add_all(rows)
+    session.flush()
+    for to in sorted(recipients):
+        notify(session, to, SYNC, now)
+    return rows
+
+
+def fetch(session: Session, recipient_id: str, *, now: dt.datetime, limit: int = MAX_FETCH) -> Page:
+    """The oldest `limit` (1..MAX_FETCH) unexpired messages of the recipient's queue and
+    whether more follow. Read-only: messages stay until acknowledged."""
+    limit = max(1, min(MAX_FETCH, int(limit)))
+    rows = list(session.scalars(select(Message).where(Message.recipient_id == recipient_id,
+                                                      Message.expires_at > now)
+                                .order_by(Message.seq).limit(limit + 1)))
+    return Page(rows[:limit], len(rows) > limit)
+
+
+def ack(session: Session, recipient_id: str, guid: str) -> bool:
+    """Delete a delivered message. Idempotent: an unknown guid (or someone else's) is not
+    an error. Returns whether a message was deleted."""
+    if not isinstance(guid, str) or len(guid) > 36:
+        return False
+    result = session.execute(delete(Message).where(Message.guid == guid, Message.recipient_id == recipient_id))
+    return bool(result.rowcount)
+
+
+def expire(session: Session, now: dt.datetime, batch: int = 10_000) -> int:
+    """Delete messages whose TTL has passed; return how many. Idempotent."""
+    total = 0
+    while True:
+        ids = list(session.scalars(select(Message.seq).where(Message.expires_at <= now).limit(batch)))
+        if not ids:
+            return total
+        total += session.execute(delete(Message).where(Message.seq.in_(ids))).rowcount or 0
+        if len(ids) < batch:
+            return total
+
+
+def pending_count(session: Session, recipient_id: str, now: dt.datetime) -> int:
+    from sqlalchemy import func
+    return session.scalar(select(func.count()).select_from(Message).where(
+        Message.recipient_id == recipient_id, Message.expires_at > now)) or 0
+
+
