@@ -18,3 +18,17 @@ def register_cli(app) -> None:
         click.echo(f"checked={report.checked} ok={report.ok}"
                    + ("" if report.ok else f" first_broken_seq={report.first_broken_seq} reason={report.reason}"))
         raise SystemExit(0 if report.ok else 1)
+
+    @custos.command("rotate-master-key")
+    @click.option("--batch", default=200, show_default=True, help="keys re-wrapped per transaction")
+    def rotate_master_key(batch):
+        """Re-wrap every sealed key's data key under the current MASTER_KEY.
+
+        Run with the new key as MASTER_KEY and the old one(s) in MASTER_KEY_PREVIOUS; the
+        API keeps serving throughout (both keys unwrap). Idempotent: re-running skips
+        rows already under the current key. Prints counts, never key material."""
+        from app.deps import deps
+        from app.extensions import db
+        from cosigner.rotation import rotate_all
+        done, skipped = rotate_all(db.session, deps().cosigner.keyring, batch=batch)
+        click.echo(f"rewrapped={done} already_current={skipped}")

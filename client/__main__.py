@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from client import accounts_cli
+from client.phone import VerificationError
 from client.sdk import ApiError, CustosClient, DeviceKey
 
 
@@ -38,6 +40,7 @@ def main(argv=None) -> int:
     reg.add_argument("--platform", default="cli")
     sub.add_parser("whoami", help="show the registered device")
     _add_messaging_commands(sub)
+    accounts_cli.add_commands(sub)
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -51,13 +54,18 @@ def main(argv=None) -> int:
             if not device_id:
                 print("not registered yet: run `python -m client register` first", file=sys.stderr)
                 return 2
-            if args.command in ("contacts", "messages", "keys"):
+            if args.command == "account":
+                result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)
+            elif args.command in ("contacts", "messages", "keys"):
                 result = _run_messaging(args, CustosClient(args.server, key, device_id), state)
             else:
                 result = CustosClient(args.server, key, device_id).whoami()
     except ApiError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except VerificationError as err:
+        print(f"refusing to sign: {err}", file=sys.stderr)
+        return 3
     except OSError as err:
         print(f"error: cannot reach {args.server}: {err}", file=sys.stderr)
         return 1

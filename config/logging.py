@@ -33,8 +33,17 @@ _PATTERNS = [
     re.compile(r"()\b[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}\b"),
     # 64+ hex characters (raw keys, seeds) and long base64 blobs
     re.compile(r"()\b[0-9a-fA-F]{64,}\b"),
-    re.compile(r"()[A-Za-z0-9+/_-]{43,}={0,2}"),
 ]
+_BLOB = re.compile(r"[A-Za-z0-9+/_-]{43,}={0,2}")
+
+
+def _mask_blob(match: re.Match) -> str:
+    """Long base64/base64url runs that look random (mixed case and digits, few slashes:
+    not a file path) are keys, shares or signatures."""
+    s = match.group(0)
+    random_looking = (sum(c.isdigit() for c in s) >= 2 and any(c.isupper() for c in s)
+                      and any(c.islower() for c in s) and s.count("/") * 12 <= len(s))
+    return REDACTED if random_looking else s
 
 
 # Runs of 12+ lowercase words: redacted when they are mostly SLIP-39 words (shares).
@@ -60,6 +69,7 @@ def redact(text: str) -> str:
     """Return `text` with anything secret-looking replaced by [REDACTED]. Pure."""
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+    text = _BLOB.sub(_mask_blob, text)
     return _WORD_RUN.sub(_mask_share_words, text)
 
 

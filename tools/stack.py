@@ -92,7 +92,7 @@ class Stack:
             password = secrets.token_urlsafe(18)
             proc = self._spawn("devnet", [PY, "-m", "devnet", "--datadir", self.env["DEVNET_DATADIR"],
                                           "--rpcport", str(port), "--rpcuser", "custos",
-                                          "--rpcpassword", password, "--automine", "0"],
+                                          "--rpcpassword", password, "--fallbackfee", "0.0002"],
                                stdout=subprocess.PIPE, text=True)
             if not wait_devnet_ready(proc, 60):
                 raise RuntimeError("devnet did not start")

@@ -13,6 +13,7 @@ import logging
 from celery import Celery
 from celery.signals import setup_logging
 
+import app.models as _all_models  # noqa: F401  (every table on the metadata, for foreign keys)
 from config.celery import celery_config
 from config.settings import Settings, VAR_DIR
 

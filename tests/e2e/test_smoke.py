@@ -3,7 +3,6 @@ free ports with embedded defaults, and use it over real HTTP."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -11,20 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.stack import Stack, embedded_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    var = tmp_path_factory.mktemp("stack-var")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "BITCOIND_RPC_URL")}
-    env = embedded_env(env, var)
-    env["RECONCILE_INTERVAL"] = "1"
-    with Stack(env, "127.0.0.1", free_port(), workers=1, quiet=True, var=var) as s:
-        yield s
 
 
 def get(url):
