@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from sqlalchemy import text
 
 from app.deps import deps
 from app.extensions import db

@@ -17,8 +17,6 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from chain import wallets
-from chain.errors import ChainUnavailable
-from chain.rpc import btc_to_sat
 from cosigner import descriptors as d
 from cosigner.context import CosignerContext
 from cosigner.errors import AccountNotFound, GapLimit, InvalidDescriptor, InvalidKey

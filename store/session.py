@@ -11,7 +11,7 @@ import threading
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -2,7 +2,6 @@
 (devnet, or a real bitcoind when BITCOIND is set)."""
 from __future__ import annotations
 
-from decimal import Decimal
 
 import pytest
 from embit.descriptor import Descriptor
@@ -10,29 +9,10 @@ from embit.networks import NETWORKS
 
 from client.phone import PhoneWallet
 from client.sdk import ApiError, CustosClient, DeviceKey
+from tests.api.accounts_kit import create, fund
 from tests.conftest import flask_transport
 
 NET = NETWORKS["regtest"]
-
-
-@pytest.fixture
-def device(chain_app):
-    c = CustosClient("http://localhost", DeviceKey.generate(), transport=flask_transport(chain_app))
-    c.register()
-    return c
-
-
-def create(device, phone, **kw):
-    account = device.call("POST", "/v1/accounts", phone.account_request("savings", **kw))
-    phone.verify_account(account)
-    return account
-
-
-def fund(chain_node, mine, device, account, btc="1.0"):
-    addr = device.call("POST", f"/v1/accounts/{account['account_id']}/addresses")["address"]
-    txid = chain_node.faucet.sendtoaddress(addr, Decimal(btc))
-    mine(1)
-    return addr, txid
 
 
 def test_create_account_returns_verifiable_descriptors(device):
@@ -83,6 +63,7 @@ def test_receive_balance_spend_cosign_broadcast_confirm(device, chain_node, mine
     account = create(device, phone)
     aid = account["account_id"]
     addr, _ = fund(chain_node, mine, device, account, "0.5")
+    addr = addr["address"]
     first = Descriptor.from_string(account["receive_descriptor"].split("#")[0]).derive(0).address(NET)
     assert addr == first
     bal = device.call("GET", f"/v1/accounts/{aid}/balance")

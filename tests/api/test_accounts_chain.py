@@ -15,28 +15,9 @@ from sqlalchemy import MetaData, select
 from chain.errors import ChainRejected
 from chain.rpc import btc_to_sat
 from client.phone import PhoneWallet
-from client.sdk import ApiError, CustosClient, DeviceKey
+from client.sdk import ApiError
+from tests.api.accounts_kit import create, fund
 from tests.conftest import flask_transport
-
-
-@pytest.fixture
-def device(chain_app):
-    c = CustosClient("http://localhost", DeviceKey.generate(), transport=flask_transport(chain_app))
-    c.register()
-    return c
-
-
-def create(device, phone, **kw):
-    account = device.call("POST", "/v1/accounts", phone.account_request("acct", **kw))
-    phone.verify_account(account)
-    return account
-
-
-def fund(chain_node, mine, device, account, btc="1.0", blocks=1):
-    addr = device.call("POST", f"/v1/accounts/{account['account_id']}/addresses")
-    txid = chain_node.faucet.sendtoaddress(addr["address"], Decimal(btc))
-    mine(blocks)
-    return addr, txid
 
 
 def spend_and_sign(device, phone, account, outputs, **opts):
@@ -139,9 +120,8 @@ def test_watch_only_account_tracks_payments_and_refuses_spends(device, chain_nod
 
 
 def test_watcher_follows_receive_and_spend_to_deep(device, chain_node, mine, chain_app, chain_settings):
-    from app.deps import Deps
     from config.bootstrap import cosigner_context
-    from cosigner.model import SeenTransaction, Spend
+    from cosigner.model import SeenTransaction
     from cosigner.watcher import watch
     from store.base import utcnow
     from store.session import session_scope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pbk
 import pytest
 from embit.psbt import PSBT, DerivationPath
-from embit.script import Script
+
 from embit.transaction import SIGHASH, Transaction, TransactionOutput
 from pbk.script import PrecomputedTransactionData
 
