@@ -126,8 +126,10 @@ def _derived(view: AccountView, branch: int, index: int):
     return (view.receive if branch == 0 else view.change).derive(index)
 
 
-def _platform_pub(view: AccountView, branch: int, index: int) -> PublicKey:
-    return HDKey.from_string(view.platform.xpub).derive([branch, index]).key
+def _signer_pub(view: AccountView, signer: str, branch: int, index: int) -> PublicKey:
+    """The multisig-branch public key of the platform or recovery key at (branch, index)."""
+    key = view.platform if signer == "platform" else view.recovery
+    return HDKey.from_string(key.xpub).derive([branch, index]).key
 
 
 def witness_bytes(witness_script_len: int) -> int:
@@ -153,11 +155,18 @@ def parse(psbt_b64: str) -> PSBT:
 
 
 def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str | None = None,
-            require_platform_signature: bool = True) -> Intent:
+            require_platform_signature: bool = True, signer: str = "platform") -> Intent:
     """Inspect a parsed PSBT for `view`. Raises PsbtRejected with one of: psbt_modified,
     wrong_network, input_amount_unknown, input_amount_mismatch, foreign_input,
     sighash_not_all, platform_signature_missing, platform_signature_invalid,
-    change_not_ours, negative_fee, fee_too_high, fee_rate_too_high, fee_share_too_high."""
+    change_not_ours, negative_fee, fee_too_high, fee_rate_too_high, fee_share_too_high.
+
+    `signer` names whose signature must be present and valid on every input: the
+    platform key (normal spends) or the recovery key (the recovery sweep); the codes
+    are then recovery_signature_missing / recovery_signature_invalid."""
+    if signer not in ("platform", "recovery"):
+        raise ValueError("signer must be platform or recovery")
+    who = "phone's" if signer == "platform" else "recovery key's"
     params = network_params(view.network)
     tx = psbt.tx
     txid = tx.txid().hex()
@@ -191,12 +200,12 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
         for sig in inp.partial_sigs.values():
             if not sig or sig[-1] != SIGHASH.ALL:
                 raise PsbtRejected(f"input {i} carries a signature that is not SIGHASH_ALL", code="sighash_not_all")
-        pub = _platform_pub(view, branch, index)
+        pub = _signer_pub(view, signer, branch, index)
         sig = inp.partial_sigs.get(pub)
         if sig is None:
             platform_signed = False
             if require_platform_signature:
-                raise PsbtRejected(f"input {i} lacks the phone's signature", code="platform_signature_missing")
+                raise PsbtRejected(f"input {i} lacks the {who} signature", code=f"{signer}_signature_missing")
         else:
             try:
                 ok = pub.verify(Signature.parse(sig[:-1]),
@@ -204,7 +213,7 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
             except Exception:
                 ok = False
             if not ok:
-                raise PsbtRejected(f"input {i}: the phone's signature is invalid", code="platform_signature_invalid")
+                raise PsbtRejected(f"input {i}: the {who} signature is invalid", code=f"{signer}_signature_invalid")
         ws_len = len(derived.witness_script().data)
         weight_witness += witness_bytes(ws_len)
         inputs.append(InputInfo(prev_txid.hex(), vout, utxo.value, branch, index))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from chain import wallets
 from chain.rpc import sat_to_btc
-from cosigner import accounts, policy_hook
+from cosigner import accounts, hooks, policy_hook
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
 from cosigner.errors import (FundingError, InvalidDescriptor, PsbtRejected, SpendNotFound, SpendStateError,
@@ -81,11 +81,13 @@ def create(session: Session, ctx: CosignerContext, account: Account, *, outputs:
         if code == -6 or "insufficient" in str(err).lower():
             raise FundingError("not enough confirmed funds for these outputs and fee") from None
         raise
-    return _record(session, ctx, account, funded["psbt"], now=now)
+    return record(session, ctx, account, funded["psbt"], now=now)
 
 
-def _record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: str, *, now: dt.datetime,
-            replaces: Spend | None = None) -> Spend:
+def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: str, *, now: dt.datetime,
+           replaces: Spend | None = None) -> Spend:
+    """Inspect a PSBT built for `account` (by bitcoind or by another package, e.g. the
+    recovery sweep) and record it as a `built` spend with its policy preview."""
     psbt = parse(psbt_b64)
     intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, require_platform_signature=False)
     decision = policy_hook.decide(intent, account, now)
@@ -135,7 +137,9 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
         raise SpendStateError(f"spend is {spend.state}", code="spend_not_open")
     psbt = parse(psbt_b64)
     view = accounts.view(account, session)
-    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid)
+    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
+                     signer=hooks.signer_role(session, account))
+    hooks.check_submit(session, account, intent, now)
     decision = policy_hook.decide(intent, account, now)
     spend.decision = decision.as_dict()
     spend.updated_at = now
@@ -205,4 +209,4 @@ def bump(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, 
         raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
     wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
     result = wallet.call("psbtbumpfee", spend.txid, {"fee_rate": Decimal(str(fee_rate))})
-    return _record(session, ctx, account, result["psbt"], now=now, replaces=spend)
+    return record(session, ctx, account, result["psbt"], now=now, replaces=spend)

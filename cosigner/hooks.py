@@ -1,0 +1,52 @@
+"""Extension points of the spend flow, filled by other packages (the recovery sweep).
+
+- `signer_role(session, account)`: whose signature a spend of this account must carry
+  besides the server's: "platform" normally; the recovery package returns "recovery"
+  for an account in recovery-sweep mode.
+- `check_submit(session, account, intent, now)`: every registered guard may refuse an
+  inspected spend (raise cosigner.errors.PsbtRejected with a code) before policy and
+  signing; e.g. sweep mode refuses anything but a sweep to the new owner's account.
+- `is_sweep(session, account, intent)`: True when this spend is the recovery sweep
+  (the policy engine lets it through a freeze).
+
+Registration happens at import time of the registering module (`register_*`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+_signer_roles: list[Callable] = []
+_submit_guards: list[Callable] = []
+_sweep_checks: list[Callable] = []
+
+
+def register_signer_role(fn: Callable) -> Callable:
+    _signer_roles.append(fn)
+    return fn
+
+
+def register_submit_guard(fn: Callable) -> Callable:
+    _submit_guards.append(fn)
+    return fn
+
+
+def register_sweep_check(fn: Callable) -> Callable:
+    _sweep_checks.append(fn)
+    return fn
+
+
+def signer_role(session, account) -> str:
+    for fn in _signer_roles:
+        role = fn(session, account)
+        if role:
+            return role
+    return "platform"
+
+
+def check_submit(session, account, intent, now) -> None:
+    for fn in _submit_guards:
+        fn(session, account, intent, now)
+
+
+def is_sweep(session, account, intent) -> bool:
+    return any(fn(session, account, intent) for fn in _sweep_checks)
