@@ -35,6 +35,9 @@ def make_api(app) -> CustosApi:
                        "created, nonce and keyid=<device id> (Signature-Input header).",
     })
     _serve_swagger_assets(app)
+    api.spec.components.security_scheme("StaffBearer", {
+        "type": "http", "scheme": "bearer",
+        "description": "Operator staff (interim: STAFF_API_KEYS; later staff accounts with TOTP)."})
     from app.health import bp as health_bp
     from app.devices_api import bp as devices_bp
     api.register_blueprint(health_bp)

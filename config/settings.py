@@ -58,6 +58,16 @@ def _float(name: str, value: str | None, default: float) -> float:
     return result
 
 
+def _staff_keys(value: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        staff_id, sep, key = item.partition(":")
+        if not sep or not staff_id or len(key) < 24:
+            raise SettingsError("STAFF_API_KEYS must be id:key pairs with keys of at least 24 characters")
+        out.append((staff_id, key))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob Custos has. Field docs name the environment variable."""
@@ -103,6 +113,7 @@ class Settings:
     max_fee_rate: float = 2_000.0                 # MAX_FEE_RATE sat/vB hard cap
     max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
     chain_watch_interval: float = 10.0            # CHAIN_WATCH_INTERVAL seconds (beat)
+    staff_api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # STAFF_API_KEYS "id:key,id:key" (interim staff auth)
     # messaging (issue #6)
     message_ttl: int = 60 * 24 * 3600             # MESSAGE_TTL seconds (> longest recovery delay + contest window)
     message_rate_burst: int = 120                 # MESSAGE_RATE_BURST envelopes (sender token bucket size)
@@ -164,6 +175,7 @@ class Settings:
             max_fee_rate=_float("MAX_FEE_RATE", e.get("MAX_FEE_RATE"), 2_000.0),
             max_fee_share=_float("MAX_FEE_SHARE", e.get("MAX_FEE_SHARE"), 0.25),
             chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 10.0),
+            staff_api_keys=_staff_keys(e.get("STAFF_API_KEYS", "")),
             message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),
             message_rate_burst=_int("MESSAGE_RATE_BURST", e.get("MESSAGE_RATE_BURST"), cls.message_rate_burst),
             message_rate=_float("MESSAGE_RATE", e.get("MESSAGE_RATE"), cls.message_rate),
