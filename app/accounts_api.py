@@ -16,7 +16,7 @@ from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
 from chain.errors import ChainError
-from cosigner import accounts, export, history, policy_hook
+from cosigner import accounts, export, history, policy_service
 from store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def account_out(account) -> dict:
             "decay_blocks": account.decay_blocks, "platform_key": account.platform_key,
             "recovery_key": account.recovery_key, "server_key": accounts.server_key_info(db.session, account),
             "receive_descriptor": account.receive_descriptor, "change_descriptor": account.change_descriptor,
-            "imported": account.imported_at is not None, "policy": policy_hook.summary(account),
+            "imported": account.imported_at is not None, "policy": policy_service.summary(db.session, account),
             "created_at": account.created_at}
 
 

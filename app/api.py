@@ -46,12 +46,22 @@ def make_api(app) -> CustosApi:
     from app.spends_api import bp as spends_bp
     api.register_blueprint(accounts_bp)
     api.register_blueprint(spends_bp)
+    from app.policy_api import admin as admin_policy_bp
+    from app.policy_api import bp as policy_bp
+    api.register_blueprint(policy_bp)
+    api.register_blueprint(admin_policy_bp)
     from app.keys_api import bp as keys_bp
     from app.messaging_api import bp as messages_bp
     from app.contacts_api import bp as contacts_bp
     api.register_blueprint(keys_bp)
     api.register_blueprint(messages_bp)
     api.register_blueprint(contacts_bp)
+    from app.recovery_api import bp as recovery_bp
+    from app.backups_api import bp as backups_bp
+    from app.recovery_admin_api import bp as recovery_admin_bp
+    api.register_blueprint(recovery_bp)
+    api.register_blueprint(backups_bp)
+    api.register_blueprint(recovery_admin_bp)
     return api
 
 

@@ -132,6 +132,8 @@ class SpendSchema(Schema):
     replaces = fields.String(attribute="replaces_id", allow_none=True)
     replaced_by = fields.String(attribute="replaced_by_id", allow_none=True)
     error = fields.String(allow_none=True)
+    release_at = fields.DateTime(allow_none=True)
+    approval_expires_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 
 
@@ -139,3 +141,87 @@ class FeesSchema(Schema):
     estimates = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True),
                             metadata={"description": "confirmation target (blocks) → sat/vB"})
     errors = fields.Dict()
+
+
+class ApprovalInSchema(StrictSchema):
+    decision = fields.String(required=True, validate=validate.OneOf(("approve", "deny")))
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class ApprovalSchema(Schema):
+    approver_kind = fields.String()
+    approver_id = fields.String()
+    decision = fields.String()
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class ApprovalsSchema(Schema):
+    spend = fields.Nested(SpendSchema)
+    approvals = fields.List(fields.Nested(ApprovalSchema))
+
+
+class LimitSchema(StrictSchema):
+    window = fields.String(required=True, validate=validate.OneOf(("24h", "7d", "30d")))
+    max_sat = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+
+
+class AllowEntrySchema(StrictSchema):
+    address = fields.String(required=True, validate=validate.Length(min=14, max=100))
+    label = fields.String(load_default="", validate=validate.Length(max=80))
+
+
+class ApprovalRuleSchema(StrictSchema):
+    above_sat = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    required = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10))
+    staff = fields.Boolean(load_default=False)
+    devices = fields.List(fields.String(validate=validate.Length(min=4, max=40)), load_default=list,
+                          validate=validate.Length(max=10))
+
+    @validates_schema
+    def _reachable(self, data, **_kw):
+        if data["required"] > len(data.get("devices") or []) + (10 if data.get("staff") else 0):
+            raise ValidationError("more approvals required than approvers exist")
+
+
+class PolicyRulesSchema(StrictSchema):
+    max_per_tx_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    limits = fields.List(fields.Nested(LimitSchema), load_default=list, validate=validate.Length(max=3))
+    allowlist = fields.List(fields.Nested(AllowEntrySchema), load_default=list, validate=validate.Length(max=200))
+    elsewhere = fields.String(load_default="allow", validate=validate.OneOf(("allow", "delay", "deny")))
+    allowlisted_skip_delay = fields.Boolean(load_default=True)
+    delay_above_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    delay_all = fields.Boolean(load_default=False)
+    delay_seconds = fields.Integer(load_default=86_400, validate=validate.Range(min=60, max=30 * 86_400))
+    approvals = fields.Nested(ApprovalRuleSchema, allow_none=True)
+    max_fee_rate = fields.Float(allow_none=True, validate=validate.Range(min=1, max=10_000))
+    max_fee_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    max_fee_share = fields.Float(allow_none=True, validate=validate.Range(min=0, max=1))
+    frozen = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _windows_once(self, data, **_kw):
+        windows = [x["window"] for x in data.get("limits") or []]
+        if len(windows) != len(set(windows)):
+            raise ValidationError("each window may appear once in limits")
+
+
+class PolicyChangeSchema(Schema):
+    change_id = fields.String(attribute="id")
+    state = fields.String()
+    rules = fields.Dict()
+    effective_at = fields.DateTime()
+    created_by = fields.String()
+    created_at = fields.DateTime()
+
+
+class PolicyOutSchema(Schema):
+    version = fields.Integer()
+    rules = fields.Dict()
+    pending_change = fields.Nested(PolicyChangeSchema, allow_none=True)
+    pending_changes = fields.List(fields.String())
+
+
+class FreezeSchema(StrictSchema):
+    frozen = fields.Boolean(load_default=True)
+    reason = fields.String(validate=validate.Length(max=500))

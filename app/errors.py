@@ -18,9 +18,13 @@ from audit.chain import AuditDetailsError
 from chain.errors import ChainRejected, ChainUnavailable
 from cosigner.errors import (AccountNotFound, FundingError, GapLimit, InvalidDescriptor, InvalidKey, PsbtRejected,
                              SpendNotFound, SpendStateError, VaultError, WatchOnly)
+from cosigner.policy_service import PolicyChangeNotFound
 from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
 from messaging.errors import (ContactNotFound, InvalidEnvelope, InvalidKeys, InvalidRequest, InviteExpired,
                               InviteNotFound, KeysNotFound, NotPermitted, OwnInvite, RecipientNotFound)
+from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseClosed, CaseNotFound, CaseStateError,
+                             InvalidScheme, InvalidShare, NotConfigured, NotHolder, OtpRejected, ProofInvalid,
+                             RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ ERRORS: dict[type[BaseException], int] = {
     GapLimit: 409,
     FundingError: 422,
     VaultError: 500,
+    PolicyChangeNotFound: 404,
     ChainUnavailable: 503,
     ChainRejected: 422,
     InvalidKeys: 400,
@@ -74,6 +79,23 @@ ERRORS: dict[type[BaseException], int] = {
     InviteExpired: 410,
     OwnInvite: 409,
     ContactNotFound: 404,
+    RecoveryError: 400,
+    InvalidScheme: 400,
+    InvalidShare: 400,
+    NotConfigured: 404,
+    CaseNotFound: 404,
+    CaseStateError: 409,
+    CaseClosed: 410,
+    OtpRejected: 422,
+    TooSoon: 429,
+    NotHolder: 403,
+    ProofInvalid: 422,
+    StaffConflict: 409,
+    BackupError: 400,
+    BackupNotFound: 404,
+    BackupConflict: 409,
+    SweepError: 422,
+    RecoveryRateLimited: 429,
 }
 
 HTTP_CODES = {

@@ -6,8 +6,10 @@ from flask import g
 from flask_smorest import Blueprint
 
 from app.auth.device import signed
-from app.cosigner_schemas import BumpSchema, SignedPsbtSchema, SpendCreateSchema, SpendSchema
+from app.cosigner_schemas import (ApprovalInSchema, ApprovalsSchema, BumpSchema, SignedPsbtSchema, SpendCreateSchema,
+                                  SpendSchema)
 from app.deps import deps
+from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
@@ -45,7 +47,11 @@ def submit_signature(body, spend_id):
     from chain.errors import ChainRejected
     try:
         with committing():
-            return spends.submit(db.session, deps().cosigner, spend_id, g.device.id, body["psbt"], utcnow())
+            spend = spends.submit(db.session, deps().cosigner, spend_id, g.device.id, body["psbt"], utcnow())
+        if spend.state == "denied":  # the decision is recorded; nothing was signed
+            raise ApiError("the account's policy refuses this spend", status=422, code="policy_denied",
+                           details={"reasons": spend.decision["reasons"], "spend_id": spend.id})
+        return spend
     except ChainRejected:
         with committing():  # record the failed state, then report bitcoind's reason
             spend, _ = spends.get_owned(db.session, spend_id, g.device.id, lock=True)
@@ -67,7 +73,7 @@ def get_spend(spend_id):
 def cancel_spend(spend_id):
     """Cancel before broadcast. Idempotent."""
     with committing():
-        return spends.cancel(db.session, spend_id, g.device.id, utcnow())
+        return spends.cancel(db.session, deps().cosigner, spend_id, g.device.id, utcnow())
 
 
 @bp.route("/spends/<spend_id>/bump", methods=["POST"])
@@ -78,3 +84,28 @@ def bump_spend(body, spend_id):
     """A replacement PSBT at `fee_rate` sat/vB (RBF); sign and submit it like any spend."""
     with committing():
         return spends.bump(db.session, deps().cosigner, spend_id, g.device.id, body["fee_rate"], utcnow())
+
+
+def approvals_out(spend) -> dict:
+    return {"spend": spend, "approvals": spends.approvals_of(db.session, spend.id)}
+
+
+@bp.route("/spends/<spend_id>/approvals", methods=["GET"])
+@signed
+@bp.response(200, ApprovalsSchema)
+def list_approvals(spend_id):
+    """The spend summary and its approvals; for the owner and for approver devices."""
+    from cosigner.approvers import visible_spend
+    return approvals_out(visible_spend(db.session, spend_id, g.device.id))
+
+
+@bp.route("/spends/<spend_id>/approvals", methods=["POST"])
+@signed
+@bp.arguments(ApprovalInSchema)
+@bp.response(200, SpendSchema)
+def approve_spend(body, spend_id):
+    """Approve or deny a spend as one of the account's approver devices (not the owner's
+    own device). K approvals release it; one denial ends it."""
+    with committing():
+        return spends.approve(db.session, deps().cosigner, spend_id, kind="device", approver=g.device.id,
+                              decision=body["decision"], note=body.get("note"), now=utcnow())

@@ -102,7 +102,9 @@ def balances(wallet: AccountWallet) -> dict[str, int]:
 def fund_psbt(wallet: AccountWallet, outputs: list[dict], *, fee_rate: float | None, conf_target: int | None,
               subtract_fee_from: list[int], replaceable: bool) -> dict:
     """walletcreatefundedpsbt over the wallet's UTXOs; returns psbt, fee_sat, changepos."""
-    options = {"replaceable": replaceable, "includeWatching": True, "subtractFeeFromOutputs": subtract_fee_from}
+    # lockUnspents: concurrent builds never pick the same coins (unlocked on cancel/deny)
+    options = {"replaceable": replaceable, "includeWatching": True, "subtractFeeFromOutputs": subtract_fee_from,
+               "lockUnspents": True}
     if fee_rate is not None:
         options["fee_rate"] = Decimal(str(fee_rate))
     elif conf_target is not None:

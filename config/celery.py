@@ -10,6 +10,8 @@ BEAT_SCHEDULE = {
     "watch-chain": ("workers.tasks.watch_chain", "chain_watch_interval"),
     "messaging-flush-pushes": ("workers.messaging_tasks.flush_notifications", None),
     "messaging-expire": ("workers.messaging_tasks.expire", 3600.0),
+    "recovery-custody-checks": ("workers.recovery_tasks.custody_checks", "custody_check_interval"),
+    "recovery-backup-reminders": ("workers.recovery_tasks.backup_reminders", "backup_reminder_interval"),
 }
 
 

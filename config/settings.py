@@ -113,6 +113,7 @@ class Settings:
     max_fee_rate: float = 2_000.0                 # MAX_FEE_RATE sat/vB hard cap
     max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
     chain_watch_interval: float = 10.0            # CHAIN_WATCH_INTERVAL seconds (beat)
+    policy_loosen_delay: int = 72 * 3600          # POLICY_LOOSEN_DELAY seconds (min 3600)
     staff_api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # STAFF_API_KEYS "id:key,id:key" (interim staff auth)
     # messaging (issue #6)
     message_ttl: int = 60 * 24 * 3600             # MESSAGE_TTL seconds (> longest recovery delay + contest window)
@@ -124,6 +125,17 @@ class Settings:
     ratelimit_invite_accept: str = "10/hour"      # RATELIMIT_INVITE_ACCEPT (per device and per IP)
     signed_prekey_grace: int = 7 * 24 * 3600      # SIGNED_PREKEY_GRACE seconds a superseded signed prekey is kept
     push_retry_base: float = 2.0                  # PUSH_RETRY_BASE seconds (backoff: base·2^(attempt-1))
+    # social recovery (issue #7)
+    recovery_delay: int = 7 * 24 * 3600           # RECOVERY_DELAY seconds (security delay; minimum 24 h)
+    recovery_case_ttl: int = 30 * 24 * 3600       # RECOVERY_CASE_TTL seconds (an unfinished case expires)
+    recovery_reminder_interval: int = 2 * 24 * 3600  # RECOVERY_REMINDER_INTERVAL seconds
+    ratelimit_recovery_email: str = "5/hour"      # RATELIMIT_RECOVERY_EMAIL (recovery starts per email address)
+    ratelimit_recovery_ip: str = "20/hour"        # RATELIMIT_RECOVERY_IP (recovery starts per client IP)
+    custody_check_interval: float = 24 * 3600.0   # CUSTODY_CHECK_INTERVAL seconds (beat: challenge share holders)
+    backup_reminder_interval: float = 24 * 3600.0  # BACKUP_REMINDER_INTERVAL seconds (beat)
+    backup_reminder_balance_sat: int = 10_000_000  # BACKUP_REMINDER_BALANCE_SAT remind above this balance
+    backup_reminder_activity: int = 20            # BACKUP_REMINDER_ACTIVITY spends since the last backup
+    backup_reminder_age: int = 90 * 24 * 3600     # BACKUP_REMINDER_AGE seconds since the last backup/setup
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -176,6 +188,7 @@ class Settings:
             max_fee_share=_float("MAX_FEE_SHARE", e.get("MAX_FEE_SHARE"), 0.25),
             chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 10.0),
             staff_api_keys=_staff_keys(e.get("STAFF_API_KEYS", "")),
+            policy_loosen_delay=_int("POLICY_LOOSEN_DELAY", e.get("POLICY_LOOSEN_DELAY"), 72 * 3600),
             message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),
             message_rate_burst=_int("MESSAGE_RATE_BURST", e.get("MESSAGE_RATE_BURST"), cls.message_rate_burst),
             message_rate=_float("MESSAGE_RATE", e.get("MESSAGE_RATE"), cls.message_rate),
@@ -185,6 +198,21 @@ class Settings:
             ratelimit_invite_accept=e.get("RATELIMIT_INVITE_ACCEPT", cls.ratelimit_invite_accept),
             signed_prekey_grace=_int("SIGNED_PREKEY_GRACE", e.get("SIGNED_PREKEY_GRACE"), cls.signed_prekey_grace),
             push_retry_base=_float("PUSH_RETRY_BASE", e.get("PUSH_RETRY_BASE"), cls.push_retry_base),
+            recovery_delay=_int("RECOVERY_DELAY", e.get("RECOVERY_DELAY"), cls.recovery_delay),
+            recovery_case_ttl=_int("RECOVERY_CASE_TTL", e.get("RECOVERY_CASE_TTL"), cls.recovery_case_ttl),
+            recovery_reminder_interval=_int("RECOVERY_REMINDER_INTERVAL", e.get("RECOVERY_REMINDER_INTERVAL"),
+                                            cls.recovery_reminder_interval),
+            ratelimit_recovery_email=e.get("RATELIMIT_RECOVERY_EMAIL", cls.ratelimit_recovery_email),
+            ratelimit_recovery_ip=e.get("RATELIMIT_RECOVERY_IP", cls.ratelimit_recovery_ip),
+            custody_check_interval=_float("CUSTODY_CHECK_INTERVAL", e.get("CUSTODY_CHECK_INTERVAL"),
+                                          cls.custody_check_interval),
+            backup_reminder_interval=_float("BACKUP_REMINDER_INTERVAL", e.get("BACKUP_REMINDER_INTERVAL"),
+                                            cls.backup_reminder_interval),
+            backup_reminder_balance_sat=_int("BACKUP_REMINDER_BALANCE_SAT", e.get("BACKUP_REMINDER_BALANCE_SAT"),
+                                             cls.backup_reminder_balance_sat),
+            backup_reminder_activity=_int("BACKUP_REMINDER_ACTIVITY", e.get("BACKUP_REMINDER_ACTIVITY"),
+                                          cls.backup_reminder_activity),
+            backup_reminder_age=_int("BACKUP_REMINDER_AGE", e.get("BACKUP_REMINDER_AGE"), cls.backup_reminder_age),
         )
         s.check_values()
         return s
@@ -214,12 +242,20 @@ class Settings:
             problems.append("SIGNATURE_WINDOW must be between 30 and 3600 seconds")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.policy_loosen_delay < 3600:
+            problems.append("POLICY_LOOSEN_DELAY must be at least 3600 seconds")
         if self.max_content_length < 1024:
             problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes")
         if self.message_ttl < 24 * 3600:
             problems.append("MESSAGE_TTL must be at least one day (recovery shards travel as messages)")
         if self.message_rate_burst < 1:
             problems.append("MESSAGE_RATE_BURST must be at least 1")
+        if self.recovery_delay < 24 * 3600:
+            problems.append("RECOVERY_DELAY must be at least 86400 seconds (24 h)")
+        if self.recovery_case_ttl <= self.recovery_delay:
+            problems.append("RECOVERY_CASE_TTL must be longer than RECOVERY_DELAY")
+        if self.recovery_reminder_interval < 3600:
+            problems.append("RECOVERY_REMINDER_INTERVAL must be at least 3600 seconds")
         if problems:
             raise SettingsError("; ".join(problems))
 

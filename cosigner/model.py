@@ -8,9 +8,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.base import Base, UTCDateTime
 
-SPEND_STATES = ("built", "awaiting_policy", "broadcast", "confirmed", "deep", "cancelled", "replaced",
-                "conflicted", "abandoned", "failed")
-OPEN_STATES = ("built", "awaiting_policy")
+SPEND_STATES = ("built", "delayed", "awaiting_approval", "broadcast", "confirmed", "deep", "cancelled",
+                "replaced", "conflicted", "abandoned", "failed", "denied", "expired")
+OPEN_STATES = ("built",)                                 # may still receive the phone's signature
+HELD_STATES = ("delayed", "awaiting_approval")           # signed by the phone, held by policy
+CANCELLABLE_STATES = OPEN_STATES + HELD_STATES
+# spends whose external amount counts against velocity limits (reserved or sent)
+COUNTED_STATES = ("delayed", "awaiting_approval", "broadcast", "confirmed", "deep")
 DEEP_CONFIRMATIONS = 6
 
 
@@ -90,6 +94,50 @@ class Spend(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     broadcast_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    signed_psbt: Mapped[str | None] = mapped_column(Text)                    # held by a delay/approval
+    release_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    approval_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)  # when the policy let it count
+
+
+class AccountPolicy(Base):
+    """One version of an account's rules (the highest version is in force)."""
+    __tablename__ = "account_policies"
+    __table_args__ = (UniqueConstraint("account_id", "version", name="uq_account_policies_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    rules: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class PolicyChange(Base):
+    """A loosening change waiting out its delay; cancellable by any of the owner's devices."""
+    __tablename__ = "policy_changes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    rules: Mapped[dict] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)          # pending | applied | cancelled
+    effective_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class SpendApproval(Base):
+    __tablename__ = "spend_approvals"
+    __table_args__ = (UniqueConstraint("spend_id", "approver_kind", "approver_id", name="uq_spend_approvals_once"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    spend_id: Mapped[str] = mapped_column(ForeignKey("spends.id"), nullable=False, index=True)
+    approver_kind: Mapped[str] = mapped_column(String(8), nullable=False)     # device | staff
+    approver_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    decision: Mapped[str] = mapped_column(String(8), nullable=False)          # approve | deny
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class SeenTransaction(Base):

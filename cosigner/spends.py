@@ -21,19 +21,21 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from chain import wallets
 from chain.rpc import sat_to_btc
-from cosigner import accounts, hooks, policy_hook
+from cosigner import accounts, hooks, policy_service
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
 from cosigner.errors import (FundingError, InvalidDescriptor, PsbtRejected, SpendNotFound, SpendStateError,
                              WatchOnly)
 from cosigner.finalize import finalize
-from cosigner.model import OPEN_STATES, Account, CosignerKey, Spend
+from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, CosignerKey, Spend, SpendApproval
 from cosigner.psbt import Intent, inspect, parse
 from cosigner.vault import SealedSecret, open_secret
+from workers.jobs import schedule
 
 DUST_SAT = 546
 MAX_OUTPUTS = 100
 MIN_FEE_RATE, MAX_FEE_RATE_REQUEST = 1.0, 10_000.0
+APPROVAL_TTL = dt.timedelta(hours=24)
 
 
 def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
@@ -90,7 +92,8 @@ def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: s
     recovery sweep) and record it as a `built` spend with its policy preview."""
     psbt = parse(psbt_b64)
     intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, require_platform_signature=False)
-    decision = policy_hook.decide(intent, account, now)
+    decision = policy_service.decide(session, account, intent, spend_id=None, now=now, lock=False,
+                                     sweep=hooks.is_sweep(session, account, intent))
     spend = Spend(id=f"spend_{secrets.token_hex(12)}", account_id=account.id, state="built", psbt=psbt_b64,
                   unsigned_txid=intent.txid, fee_sat=intent.fee_sat, fee_rate=intent.fee_rate, vsize=intent.vsize,
                   external_sat=intent.external_sat, inputs=[_input(i) for i in intent.inputs],
@@ -126,9 +129,11 @@ def get_owned(session: Session, spend_id: str, device_id: str, *, lock: bool = F
 
 def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, psbt_b64: str,
            now: dt.datetime) -> Spend:
-    """Accept the phone-signed PSBT: inspect, decide, cosign, finalize, broadcast.
+    """Accept the phone-signed PSBT: inspect, decide under the account lock, then cosign
+    and broadcast (approve), hold it (delay / require_approval) or record the refusal
+    (deny: state `denied`, the caller reports 422 after committing the decision).
     Idempotent for the same signed PSBT; raises PsbtRejected / SpendStateError /
-    ChainRejected (broadcast refused: the spend is marked failed)."""
+    ChainRejected (broadcast refused)."""
     digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
     spend, account = get_owned(session, spend_id, device_id, lock=True)
     if spend.submitted_digest == digest and spend.state not in OPEN_STATES:
@@ -140,35 +145,151 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
     hooks.check_submit(session, account, intent, now)
-    decision = policy_hook.decide(intent, account, now)
-    spend.decision = decision.as_dict()
-    spend.updated_at = now
+    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now,
+                                     sweep=hooks.is_sweep(session, account, intent))
+    spend.submitted_digest, spend.updated_at = digest, now
+    _record_decision(session, spend, decision, actor=device_id, now=now)
     if decision.action == "deny":
-        raise PsbtRejected("the account's policy refuses this spend", code="policy_denied",
-                           details={"reasons": list(decision.reasons)})
-    if decision.action != "approve":
-        spend.state = "awaiting_policy"
-        spend.submitted_digest = digest
+        spend.state = "denied"
+        _unlock(ctx, account, spend)
         return spend
+    spend.decided_at = now  # from here the amount counts against velocity limits
+    if decision.action == "approve":
+        return _send(session, ctx, account, spend, psbt, intent, actor=device_id, now=now)
+    spend.signed_psbt = psbt_b64.strip()
+    spend.release_at = decision.release_at
+    if decision.action == "delay":
+        spend.state = "delayed"
+        schedule(session, "spend.release", spend.id, decision.release_at)
+        ctx.notify(session, account.owner_device_id, "spend_delayed", now)
+    else:
+        spend.state = "awaiting_approval"
+        spend.approval_expires_at = now + APPROVAL_TTL
+        schedule(session, "spend.approval_expiry", spend.id, spend.approval_expires_at)
+        rules = policy_service.current(session, account.id).approvals
+        for approver in (rules.devices if rules else ()):
+            ctx.notify(session, approver, "approval_request", now)
+    return spend
+
+
+def _record_decision(session: Session, spend: Spend, decision, *, actor: str, now: dt.datetime) -> None:
+    spend.decision = decision.as_dict()
+    audit.record(session, actor=actor, action="spend.decision", subject=spend.id,
+                 details={"action": decision.action, "policy_version": decision.policy_version,
+                          "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
+
+
+def _send(session: Session, ctx: CosignerContext, account: Account, spend: Spend, psbt, intent, *, actor: str,
+          now: dt.datetime) -> Spend:
+    """Cosign, finalize and broadcast; record the result. A broadcast refusal propagates
+    (ChainRejected); the caller records the failed state after rolling back."""
     raw = cosign(session, ctx, account, psbt, intent)
-    spend.submitted_digest = digest
-    try:
-        txid = wallets.broadcast(ctx.node, raw.hex())
-    except Exception as err:
-        if getattr(err, "code", None) is None:
-            raise
-        spend.state, spend.error = "failed", str(getattr(err, "message", err))[:200]
-        audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
-                     details={"reason": spend.error}, now=now)
-        raise
-    spend.state, spend.txid, spend.broadcast_at = "broadcast", txid, now
+    txid = wallets.broadcast(ctx.node, raw.hex())
+    spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
+    spend.signed_psbt = None
     if spend.replaces_id:
         old = session.get(Spend, spend.replaces_id)
         if old is not None:
             old.state, old.replaced_by_id, old.updated_at = "replaced", spend.id, now
-    audit.record(session, actor=device_id, action="spend.broadcast", subject=spend.id,
+    audit.record(session, actor=actor, action="spend.broadcast", subject=spend.id,
                  details={"txid": txid, "fee_sat": intent.fee_sat}, now=now)
     return spend
+
+
+def _unlock(ctx: CosignerContext, account: Account, spend: Spend) -> None:
+    """Release the UTXOs bitcoind locked for this spend (best effort: a restart clears them)."""
+    try:
+        wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id).call(
+            "lockunspent", True, [{"txid": i["txid"], "vout": i["vout"]} for i in spend.inputs])
+    except Exception:  # an unlocked or unknown outpoint is not worth failing the request
+        pass
+
+
+def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datetime) -> Spend | None:
+    """Release a delayed spend whose time has come: re-check policy and the chain (inputs
+    still unspent), then cosign and broadcast. Runs once even with two workers (row lock
+    + state check). Returns None when there was nothing to do."""
+    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
+    if spend is None or spend.state != "delayed" or (spend.release_at and spend.release_at > now):
+        return None
+    account = session.get(Account, spend.account_id)
+    psbt = parse(spend.signed_psbt)
+    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, expected_txid=spend.unsigned_txid,
+                     signer=hooks.signer_role(session, account))
+    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now,
+                                     sweep=hooks.is_sweep(session, account, intent))
+    if decision.action == "deny":
+        _record_decision(session, spend, decision, actor="system", now=now)
+        spend.state, spend.updated_at = "denied", now
+        _unlock(ctx, account, spend)
+        return spend
+    for i in spend.inputs:
+        if ctx.node.call("gettxout", i["txid"], i["vout"], True) is None:
+            spend.state, spend.error, spend.updated_at = "failed", "inputs_spent", now
+            return spend
+    return _send(session, ctx, account, spend, psbt, intent, actor="system", now=now)
+
+
+def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str, approver: str, decision: str,
+            note: str | None, now: dt.datetime, device_owner_check: str | None = None) -> Spend:
+    """Record an approval (or a denial) by an eligible device or staff member. K
+    approvals release the spend (or hand it to its delay); one denial ends it."""
+    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
+    if spend is None:
+        raise SpendNotFound("no such spend")
+    account = session.get(Account, spend.account_id)
+    rules = policy_service.current(session, account.id).approvals
+    eligible = rules is not None and ((kind == "staff" and rules.staff) or
+                                      (kind == "device" and approver in rules.devices
+                                       and approver != account.owner_device_id))
+    if not eligible:
+        raise SpendNotFound("no such spend awaiting your approval") if kind == "device" else \
+            SpendStateError("staff may not approve this account's spends", code="not_an_approver")
+    if spend.state != "awaiting_approval":
+        raise SpendStateError(f"spend is {spend.state}", code="not_awaiting_approval")
+    if session.scalar(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
+                                                  SpendApproval.approver_kind == kind,
+                                                  SpendApproval.approver_id == approver)):
+        raise SpendStateError("you already decided on this spend", code="already_decided")
+    session.add(SpendApproval(spend_id=spend.id, approver_kind=kind, approver_id=approver, decision=decision,
+                              note=note, created_at=now))
+    session.flush()
+    audit.record(session, actor=f"{kind}:{approver}", action=f"spend.{decision}d", subject=spend.id,
+                 details={"note_given": bool(note)}, now=now)
+    if decision == "deny":
+        spend.state, spend.updated_at = "denied", now
+        _unlock(ctx, account, spend)
+        ctx.notify(session, account.owner_device_id, "spend_denied", now)
+        return spend
+    approvals = session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
+                                                            SpendApproval.decision == "approve")).all()
+    if len(approvals) < rules.required:
+        return spend
+    if spend.release_at and spend.release_at > now:
+        spend.state = "delayed"
+        schedule(session, "spend.release", spend.id, spend.release_at)
+        return spend
+    psbt = parse(spend.signed_psbt)
+    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, expected_txid=spend.unsigned_txid,
+                     signer=hooks.signer_role(session, account))
+    return _send(session, ctx, account, spend, psbt, intent, actor=f"{kind}:{approver}", now=now)
+
+
+def approvals_of(session: Session, spend_id: str) -> list[SpendApproval]:
+    return list(session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend_id)
+                                .order_by(SpendApproval.created_at)))
+
+
+def expire_approval(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datetime) -> bool:
+    """Job body: an approval request past its deadline expires. Idempotent."""
+    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
+    if spend is None or spend.state != "awaiting_approval" or spend.approval_expires_at > now:
+        return False
+    spend.state, spend.updated_at = "expired", now
+    account = session.get(Account, spend.account_id)
+    _unlock(ctx, account, spend)
+    ctx.notify(session, account.owner_device_id, "approval_expired", now)
+    return True
 
 
 def cosign(session: Session, ctx: CosignerContext, account: Account, psbt, intent: Intent) -> bytes:
@@ -186,14 +307,16 @@ def cosign(session: Session, ctx: CosignerContext, account: Account, psbt, inten
     return finalize(psbt, intent.inputs, accounts.view(account, session))
 
 
-def cancel(session: Session, spend_id: str, device_id: str, now: dt.datetime) -> Spend:
-    """Cancel a spend that was not broadcast. Idempotent for an already cancelled spend."""
-    spend, _ = get_owned(session, spend_id, device_id, lock=True)
+def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, now: dt.datetime) -> Spend:
+    """Cancel a spend that was not broadcast (built, delayed or awaiting approval).
+    Idempotent for an already cancelled spend."""
+    spend, account = get_owned(session, spend_id, device_id, lock=True)
     if spend.state == "cancelled":
         return spend
-    if spend.state not in OPEN_STATES:
+    if spend.state not in CANCELLABLE_STATES:
         raise SpendStateError(f"a {spend.state} spend cannot be cancelled", code="spend_not_open")
-    spend.state, spend.updated_at = "cancelled", now
+    spend.state, spend.updated_at, spend.signed_psbt = "cancelled", now, None
+    _unlock(ctx, account, spend)
     audit.record(session, actor=device_id, action="spend.cancelled", subject=spend.id, details={}, now=now)
     return spend
 

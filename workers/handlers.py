@@ -27,3 +27,33 @@ def import_account(session: Session, subject: str, now: dt.datetime) -> None:
     from cosigner.accounts import import_wallet
     from workers.context import current_settings
     import_wallet(session, cosigner_context(current_settings()), subject, now)
+
+
+def _ctx():
+    from config.bootstrap import cosigner_context
+    from workers.context import current_settings
+    try:
+        from messaging.notify import notify
+    except ImportError:
+        notify = None
+    return cosigner_context(current_settings(), notify=notify)
+
+
+@handler("spend.release")
+def release_spend(session: Session, subject: str, now: dt.datetime) -> None:
+    """Release a delayed spend when due (re-checks policy and chain). Idempotent."""
+    from cosigner.spends import release
+    release(session, _ctx(), subject, now)
+
+
+@handler("spend.approval_expiry")
+def expire_approval(session: Session, subject: str, now: dt.datetime) -> None:
+    from cosigner.spends import expire_approval as expire
+    expire(session, _ctx(), subject, now)
+
+
+@handler("policy.apply")
+def apply_policy_change(session: Session, subject: str, now: dt.datetime) -> None:
+    """A pending loosening change takes effect (unless it was cancelled). Idempotent."""
+    from cosigner.policy_service import apply_change
+    apply_change(session, subject, now)

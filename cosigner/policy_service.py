@@ -1,0 +1,153 @@
+"""Policy storage and decisions: versions, pending loosening changes, freezes, the
+velocity ledger, and `decide()` which evaluates under the account's lock.
+
+Atomicity: `lock_account()` is an UPDATE of the account row, which row-locks on
+PostgreSQL and takes SQLite's write lock, so two concurrent decisions on one account
+run one after the other and the second sees the first's reservation.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from audit import services as audit
+from cosigner import policy as engine
+from cosigner.errors import CosignerError
+from cosigner.model import COUNTED_STATES, Account, AccountPolicy, PolicyChange, Spend
+from workers.jobs import schedule
+
+MIN_LOOSEN_DELAY = dt.timedelta(hours=1)
+
+
+class PolicyChangeNotFound(CosignerError):
+    code = "policy_change_not_found"
+
+
+def lock_account(session: Session, account_id: str) -> None:
+    """Serialize policy decisions and changes on one account until the transaction ends."""
+    session.execute(update(Account).where(Account.id == account_id).values(id=Account.id))
+
+
+def current(session: Session, account_id: str) -> engine.Policy:
+    """The rules in force (defaults: no limits; hard fee caps always apply elsewhere)."""
+    row = session.scalar(select(AccountPolicy).where(AccountPolicy.account_id == account_id)
+                         .order_by(AccountPolicy.version.desc()).limit(1))
+    return engine.from_dict(row.rules, row.version) if row else engine.Policy()
+
+
+def _store(session: Session, account_id: str, policy: engine.Policy, actor: str, now: dt.datetime) -> engine.Policy:
+    version = current(session, account_id).version + 1
+    session.add(AccountPolicy(account_id=account_id, version=version, rules=engine.to_dict(policy),
+                              created_by=actor, created_at=now))
+    session.flush()
+    audit.record(session, actor=actor, action="policy.version", subject=account_id,
+                 details={"version": version}, now=now)
+    return engine.from_dict(engine.to_dict(policy), version)
+
+
+def set_rules(session: Session, account: Account, rules: dict, *, actor: str, now: dt.datetime,
+              loosen_delay: dt.timedelta, notify) -> tuple[engine.Policy, PolicyChange | None]:
+    """Apply what tightens now; hold what loosens for `loosen_delay` as a pending change
+    (notifying the owner). Returns (policy in force, pending change or None)."""
+    lock_account(session, account.id)
+    old = current(session, account.id)
+    new = engine.from_dict({**rules, "staff_frozen": old.staff_frozen})
+    now_policy = engine.tightened(old, new)
+    in_force = old
+    if not engine.same_rules(now_policy, old):
+        in_force = _store(session, account.id, now_policy, actor, now)
+    change = None
+    if not engine.same_rules(new, now_policy):
+        change = PolicyChange(id=f"pchg_{secrets.token_hex(10)}", account_id=account.id,
+                              rules=engine.to_dict(new), state="pending",
+                              effective_at=now + max(loosen_delay, MIN_LOOSEN_DELAY),
+                              created_by=actor, created_at=now)
+        session.add(change)
+        session.flush()
+        schedule(session, "policy.apply", change.id, change.effective_at)
+        notify(session, account.owner_device_id, "policy_change_pending", now)
+        audit.record(session, actor=actor, action="policy.change_pending", subject=account.id,
+                     details={"change": change.id, "effective_at": change.effective_at.isoformat()}, now=now)
+    return in_force, change
+
+
+def changes(session: Session, account_id: str) -> list[PolicyChange]:
+    return list(session.scalars(select(PolicyChange).where(PolicyChange.account_id == account_id)
+                                .order_by(PolicyChange.created_at.desc())))
+
+
+def cancel_change(session: Session, account: Account, change_id: str, *, actor: str, now: dt.datetime) -> PolicyChange:
+    """Cancel a pending change. Idempotent for an already cancelled one."""
+    change = session.get(PolicyChange, change_id)
+    if change is None or change.account_id != account.id:
+        raise PolicyChangeNotFound("no such policy change")
+    if change.state == "pending":
+        change.state, change.closed_at = "cancelled", now
+        audit.record(session, actor=actor, action="policy.change_cancelled", subject=account.id,
+                     details={"change": change.id}, now=now)
+    return change
+
+
+def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
+    """Job handler body: apply a pending change once its time has come. Idempotent."""
+    change = session.get(PolicyChange, change_id)
+    if change is None or change.state != "pending" or change.effective_at > now:
+        return False
+    lock_account(session, change.account_id)
+    old = current(session, change.account_id)
+    rules = {**change.rules, "staff_frozen": old.staff_frozen}
+    _store(session, change.account_id, engine.from_dict(rules), f"change:{change.id}", now)
+    change.state, change.closed_at = "applied", now
+    return True
+
+
+def freeze(session: Session, account: Account, *, by: str, actor: str, frozen: bool, now: dt.datetime,
+           loosen_delay: dt.timedelta, notify) -> tuple[engine.Policy, PolicyChange | None]:
+    """Owner panic freeze (immediate) / unfreeze (a loosening: waits), or staff freeze and
+    unfreeze (immediate both ways)."""
+    lock_account(session, account.id)
+    old = current(session, account.id)
+    rules = engine.to_dict(old)
+    if by == "staff":
+        rules["staff_frozen"] = frozen
+        policy = _store(session, account.id, engine.from_dict(rules), actor, now)
+        notify(session, account.owner_device_id, "account_frozen" if frozen else "account_unfrozen", now)
+        return policy, None
+    rules["frozen"] = frozen
+    result = set_rules(session, account, rules, actor=actor, now=now, loosen_delay=loosen_delay, notify=notify)
+    if frozen:
+        notify(session, account.owner_device_id, "account_frozen", now)
+    return result
+
+
+def ledger(session: Session, account_id: str, *, exclude: str | None = None) -> list[engine.HistoryEntry]:
+    """Counted spends (reserved or sent) as history entries for velocity limits."""
+    rows = session.scalars(select(Spend).where(Spend.account_id == account_id, Spend.state.in_(COUNTED_STATES),
+                                               Spend.decided_at.is_not(None)))
+    return [engine.HistoryEntry(r.decided_at, r.external_sat,
+                                frozenset(f"{i['txid']}:{i['vout']}" for i in r.inputs))
+            for r in rows if r.id != exclude]
+
+
+def intent_of(inspected, sweep: bool = False) -> engine.Intent:
+    return engine.Intent(tuple((o.address, o.amount_sat) for o in inspected.outputs if not o.change),
+                         inspected.fee_sat, inspected.fee_rate, frozenset(inspected.outpoints), sweep)
+
+
+def decide(session: Session, account: Account, inspected, *, spend_id: str | None, now: dt.datetime,
+           sweep: bool = False, lock: bool = True) -> engine.Decision:
+    """Evaluate under the account lock. The caller records the outcome in the same
+    transaction so the reservation is atomic with the decision."""
+    if lock:
+        lock_account(session, account.id)
+    return engine.evaluate(intent_of(inspected, sweep), current(session, account.id),
+                           ledger(session, account.id, exclude=spend_id), now)
+
+
+def summary(session: Session, account: Account) -> dict:
+    p = current(session, account.id)
+    return {"version": p.version, "rules": engine.to_dict(p),
+            "pending_changes": [c.id for c in changes(session, account.id) if c.state == "pending"]}
