@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from client import accounts_cli
+from client import accounts_cli, policy_cli
 from client.phone import VerificationError
 from client.sdk import ApiError, CustosClient, DeviceKey
 
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     sub.add_parser("whoami", help="show the registered device")
     _add_messaging_commands(sub)
     accounts_cli.add_commands(sub)
+    policy_cli.add_commands(sub)
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
             if not device_id:
                 print("not registered yet: run `python -m client register` first", file=sys.stderr)
                 return 2
-            if args.command == "account":
+            if args.command in ("policy", "spend", "freeze"):
+                result = policy_cli.run(args, CustosClient(args.server, key, device_id))
+            elif args.command == "account":
                 result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)
             elif args.command in ("contacts", "messages", "keys"):
                 result = _run_messaging(args, CustosClient(args.server, key, device_id), state)
