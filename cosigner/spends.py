@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from chain import wallets
+from chain.errors import ChainRejected
 from chain.rpc import sat_to_btc
 from cosigner import accounts, hooks, policy_service
 from cosigner.context import CosignerContext
@@ -83,7 +84,13 @@ def create(session: Session, ctx: CosignerContext, account: Account, *, outputs:
         if code == -6 or "insufficient" in str(err).lower():
             raise FundingError("not enough confirmed funds for these outputs and fee") from None
         raise
-    return record(session, ctx, account, funded["psbt"], now=now)
+    try:
+        return record(session, ctx, account, funded["psbt"], now=now)
+    except Exception:
+        # bitcoind locked the selected coins for this build: give them back
+        tx = parse(funded["psbt"]).tx
+        wallet.call("lockunspent", True, [{"txid": v.txid.hex(), "vout": v.vout} for v in tx.vin])
+        raise
 
 
 def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: str, *, now: dt.datetime,
@@ -227,7 +234,13 @@ def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datet
         if ctx.node.call("gettxout", i["txid"], i["vout"], True) is None:
             spend.state, spend.error, spend.updated_at = "failed", "inputs_spent", now
             return spend
-    return _send(session, ctx, account, spend, psbt, intent, actor="system", now=now)
+    try:
+        return _send(session, ctx, account, spend, psbt, intent, actor="system", now=now)
+    except ChainRejected as err:  # permanent: record it instead of retrying forever
+        spend.state, spend.error, spend.updated_at = "failed", err.message[:200], now
+        audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
+                     details={"reason": spend.error}, now=now)
+        return spend
 
 
 def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str, approver: str, decision: str,

@@ -111,6 +111,11 @@ def test_fee_share_cap_applies_when_building(device, chain_node, mine):
                      "fee_rate_sat_vb": 20})
     assert (info.value.status, info.value.code) == (422, "fee_share_too_high")
     assert info.value.details["external_sat"] == 1_000
+    # the refused build gave its (only) coin back: a sane spend can use it
+    ok = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
+                     {"outputs": [{"address": chain_node.faucet.getnewaddress(), "amount_sat": 1_000_000}],
+                      "fee_rate_sat_vb": 2})
+    assert ok["state"] == "built" and len(ok["inputs"]) == 1
 
 
 def test_spend_request_validation(device, chain_node, mine):
