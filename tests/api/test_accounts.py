@@ -169,3 +169,11 @@ def test_export_round_trip(device):
     assert Descriptor.from_string(bsms[1].split("#")[0].replace("/**", "/0/*")).derive(0).address(NET) == first[0]
     sparrow = device.call("GET", f"/v1/accounts/{aid}/export?format=sparrow")["export"]
     assert Descriptor.from_string(sparrow["descriptor"].split("#")[0]).derive(1).address(NET) == first[1]
+
+
+def test_fee_estimates_for_every_target(device, chain_node, mine):
+    fees = device.call("GET", "/v1/fees")
+    assert set(fees["estimates"]) == {"1", "3", "6", "12", "24", "144"}
+    for target, rate in fees["estimates"].items():
+        # a number of sat/vB, or no estimate with bitcoind's reason
+        assert (isinstance(rate, float) and rate > 0) or (rate is None and fees["errors"][target])
