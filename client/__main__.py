@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from client import accounts_cli, policy_cli
+from client import recovery_cli
 from client.phone import VerificationError
 from client.sdk import ApiError, CustosClient, DeviceKey
 
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     _add_messaging_commands(sub)
     accounts_cli.add_commands(sub)
     policy_cli.add_commands(sub)
+    recovery_cli.add_commands(sub)
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -59,6 +61,8 @@ def main(argv=None) -> int:
                 result = policy_cli.run(args, CustosClient(args.server, key, device_id))
             elif args.command == "account":
                 result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)
+            elif args.command in ("recovery", "backup"):
+                result = recovery_cli.run(args, CustosClient(args.server, key, device_id), state)
             elif args.command in ("contacts", "messages", "keys"):
                 result = _run_messaging(args, CustosClient(args.server, key, device_id), state)
             else:

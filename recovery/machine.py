@@ -48,10 +48,10 @@ def transition(case, to: str, now: dt.datetime, *, by: str = "system", reason: s
 
 
 def due_step(case, now: dt.datetime, enough_shares: bool) -> str | None:
-    """The timed step due for `case` at `now`, or None:
-    'expire' (past expires_at while open), 'fail_otp' (requested and the code expired
-    with no way to verify — left open for a resend: returns None), 'to_waiting',
-    'release' (waiting and the delay is over), 'remind' (reminder due)."""
+    """The timed step due for `case` at `now`, or None: 'expire' (past expires_at while
+    open), 'to_waiting' (collecting and `enough_shares`), 'release' (waiting and the
+    delay is over), 'remind' (a reminder is due). An expired OTP is not a step: the
+    requester asks for a new code, or the case expires."""
     if case.state not in OPEN_STATES:
         return None
     if now >= case.expires_at:

@@ -1,0 +1,170 @@
+"""A real Celery worker releases a recovery case through the scheduled job and the
+reconciler; a worker killed (SIGKILL) in the middle of that step loses nothing: the
+step's transaction dies with it, and once the claim is stale the reconciler hands the
+job to another worker, which finishes the case exactly once."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sqlalchemy import select, text, update
+
+from store.base import utcnow
+from store.session import engine_for, session_scope
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _broker(redis_url, tmp_path) -> str:
+    if not redis_url:
+        return f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    parts = urlsplit(redis_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/13", "", ""))
+
+
+def _start_worker(env, log_path, name):
+    log = open(log_path, "a")
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--concurrency", "1",
+                             "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log
+
+
+def _stop(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _wait(pred, what, log_path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}\n--- worker log ---\n{Path(log_path).read_text()[-3000:]}")
+
+
+def _waiting_case(settings):
+    """A case whose delay is over (the clock moved past it): waiting, job due now."""
+    from client.phone import PhoneWallet
+    from client.recovery import Recoverer, setup_body, split_recovery
+    from cosigner.model import Account
+    from devices.model import Device
+    from recovery import cases, responses, setup, staff
+    from recovery.context import recovery_context
+    from workers.jobs import ScheduledJob
+    ctx = recovery_context(settings)
+    now = utcnow()
+    with session_scope(settings.database_url) as s:
+        devs = [Device(id=f"dev_{os.urandom(8).hex()}", key_type="ed25519", public_key=os.urandom(32),
+                       key_fingerprint=os.urandom(16).hex(), created_at=now) for _ in range(3)]
+        s.add_all(devs)
+        s.flush()
+        owner, contact, requester = (d.id for d in devs)
+        phone = PhoneWallet()
+        acct = Account(id=f"acct_{os.urandom(6).hex()}", owner_device_id=owner, name="w", network="regtest",
+                       template="2of3", recovery_key=phone.recovery.account_key(), receive_descriptor="-",
+                       next_receive_index=0, created_at=now)
+        s.add(acct)
+        s.flush()
+        split = split_recovery(phone)
+        setup.put(s, ctx, acct, setup_body(split, "w@example.org", [
+            {"kind": "device", "device_id": owner, "group_index": 0, "member_index": 0},
+            {"kind": "device", "device_id": contact, "group_index": 0, "member_index": 1},
+            {"kind": "operator", "group_index": 0, "member_index": 2}]), actor=owner, now=now)
+        rec = Recoverer.__new__(Recoverer)
+        from nacl.public import PrivateKey
+        rec.private = PrivateKey.generate()
+        case = cases.start(s, ctx, device_id=requester, email="w@example.org", sealing_key=bytes(rec.private.public_key),
+                           now=now)
+        staff.verify_identity(s, ctx, case.id, "alice", now)
+        from nacl.public import SealedBox
+        responses.respond(s, ctx, case.id, contact, sealed=SealedBox(rec.private.public_key).encrypt(
+            split.share(0, 1).encode()), now=now)
+        assert case.state == "waiting"
+        past = now - dt.timedelta(seconds=1)
+        case.delay_ends_at = past
+        s.execute(update(ScheduledJob).where(ScheduledJob.subject == case.id,
+                                             ScheduledJob.due_at < case.expires_at).values(due_at=past))
+        return case.id, rec, split
+
+
+def test_killed_worker_mid_release_reconciler_finishes(require_postgres, clean_db, redis_url, tmp_path, master_key):
+    from audit.model import AuditEvent
+    from recovery.model import RecoveryCase
+    from tests.conftest import make_settings
+    from workers.celery_app import make_celery
+    from workers.jobs import ScheduledJob
+    broker = _broker(redis_url, tmp_path)
+    if redis_url:
+        import redis as redis_lib
+        redis_lib.Redis.from_url(broker).flushdb()
+    settings = make_settings(clean_db, None, broker, MASTER_KEY=master_key)
+    case_id, rec, split = _waiting_case(settings)
+    env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": clean_db, "BROKER_URL": broker, "MASTER_KEY": master_key,
+           "LOG_JSON": "0", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    log_path = tmp_path / "worker.log"
+    celery = make_celery(settings)
+
+    # hold the case row: the worker claims the job and then blocks inside the step
+    blocker = engine_for(clean_db).connect()
+    tx = blocker.begin()
+    blocker.execute(text("SELECT id FROM recovery_cases WHERE id = :id FOR UPDATE"), {"id": case_id})
+    first, log1 = _start_worker(env, log_path, "first")
+    try:
+        celery.send_task("workers.tasks.reconcile")
+
+        def running():
+            with session_scope(clean_db) as s:
+                return s.scalar(select(ScheduledJob.id).where(ScheduledJob.subject == case_id,
+                                                              ScheduledJob.state == "running"))
+        job_id = _wait(running, "the first worker to claim the job", log_path)
+        time.sleep(0.5)   # it is now waiting on the row lock, mid-step
+        _stop(first, signal.SIGKILL)
+    finally:
+        tx.rollback()
+        blocker.close()
+        _stop(first)
+        log1.close()
+    with session_scope(clean_db) as s:
+        assert s.get(RecoveryCase, case_id).state == "waiting"       # the step's transaction died with the worker
+        job = s.get(ScheduledJob, job_id)
+        assert job.state == "running" and job.attempts == 1
+        job.started_at = utcnow() - dt.timedelta(minutes=11)         # the clock passes STALE_AFTER
+
+    second, log2 = _start_worker(env, log_path, "second")
+    try:
+        celery.send_task("workers.tasks.reconcile")
+
+        def released():
+            with session_scope(clean_db) as s:
+                c = s.get(RecoveryCase, case_id)
+                return c if c.state == "released" else None
+        case = _wait(released, "the reconciler and the second worker to release the case", log_path)
+    finally:
+        _stop(second)
+        log2.close()
+    opened = rec.open_shares({"sealed_shares": [], "operator_share_sealed": base64.b64encode(case.released_share).decode()})
+    assert opened == [split.share(0, 2)]
+    with session_scope(clean_db) as s:
+        releases = s.scalars(select(AuditEvent).where(AuditEvent.subject == case_id,
+                                                      AuditEvent.action == "recovery.released")).all()
+        assert len(releases) == 1
+    worker_log = log_path.read_text()
+    for group in split.groups:
+        for mnemonic in group:
+            assert mnemonic not in worker_log and " ".join(mnemonic.split()[:4]) not in worker_log
