@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv migrate bench clean
+.PHONY: run test venv migrate bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ run: $(STAMP)
 	$(PY) -m tools.stack
 
 ## make test: the whole suite (PostgreSQL/Redis when reachable; required under CI=true).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest tests
+
+## Chromium for the admin console's browser tests (apt-get when missing and root; idempotent).
+chromium:
+	@sh tests/browser/ensure_chromium.sh
 
 migrate: $(STAMP)
 	$(PY) -m flask --app wsgi db upgrade

@@ -60,6 +60,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     register_error_handlers(app)
     make_api(app)
+    from admin import metrics
+    from app.console import register_console
+    register_console(app)             # /admin: the staff console (HTML forms, cookie sessions)
+    metrics.install(app)              # request latency histograms
+    metrics.serve_in_thread(settings)  # /metrics on METRICS_BIND:METRICS_PORT, never on the API port
     if settings.cors_origins:
         _enable_cors(app, settings.cors_origins)
 
@@ -72,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.request_id_token = request_id_var.set(rid)
         g.started = time.perf_counter()
         if request.method in ("POST", "PUT", "PATCH") and request.content_length and \
-                request.mimetype != "application/json":
+                request.mimetype != "application/json" and not request.path.startswith("/admin"):
             from werkzeug.exceptions import UnsupportedMediaType
             raise UnsupportedMediaType("request bodies must be application/json")
 

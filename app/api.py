@@ -37,7 +37,9 @@ def make_api(app) -> CustosApi:
     _serve_swagger_assets(app)
     api.spec.components.security_scheme("StaffBearer", {
         "type": "http", "scheme": "bearer",
-        "description": "Operator staff (interim: STAFF_API_KEYS; later staff accounts with TOTP)."})
+        "description": "Operator staff API token (`cst_…`, scoped; created in the admin console or with "
+                       "`flask staff token create`). Freezing, unfreezing and releasing a share also need "
+                       "the member's current TOTP code in `X-Staff-TOTP`. Development only: STAFF_API_KEYS."})
     from app.health import bp as health_bp
     from app.devices_api import bp as devices_bp
     api.register_blueprint(health_bp)
@@ -46,10 +48,10 @@ def make_api(app) -> CustosApi:
     from app.spends_api import bp as spends_bp
     api.register_blueprint(accounts_bp)
     api.register_blueprint(spends_bp)
-    from app.policy_api import admin as admin_policy_bp
     from app.policy_api import bp as policy_bp
     api.register_blueprint(policy_bp)
-    api.register_blueprint(admin_policy_bp)
+    from app.admin_api import bp as admin_bp
+    api.register_blueprint(admin_bp)
     from app.keys_api import bp as keys_bp
     from app.messaging_api import bp as messages_bp
     from app.contacts_api import bp as contacts_bp

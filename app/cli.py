@@ -9,6 +9,9 @@ def register_cli(app) -> None:
     def custos():
         """Custos maintenance commands."""
 
+    from app.admin_cli import register_admin_cli
+    register_admin_cli(app, custos)          # `flask staff …`, `flask custos reconcile|prune`
+
     @custos.command("verify-audit")
     def verify_audit():
         """Verify the audit log's hash chain; exit 1 at the first broken link."""
@@ -31,4 +34,7 @@ def register_cli(app) -> None:
         from app.extensions import db
         from cosigner.rotation import rotate_all
         done, skipped = rotate_all(db.session, deps().cosigner.keyring, batch=batch)
-        click.echo(f"rewrapped={done} already_current={skipped}")
+        from admin.services import rewrap_secrets
+        staff_secrets = rewrap_secrets(db.session, deps().cosigner.keyring)   # staff TOTP secrets
+        db.session.commit()
+        click.echo(f"rewrapped={done} already_current={skipped} staff_totp_secrets={staff_secrets}")

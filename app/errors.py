@@ -14,6 +14,8 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.auth.errors import AuthError
+from admin.errors import (Forbidden, InvalidStaffInput, OutboxUnavailable, ReauthRequired, StaffExists,
+                          StaffNotFound, TokenNotFound)
 from audit.chain import AuditDetailsError
 from chain.errors import ChainRejected, ChainUnavailable
 from cosigner.errors import (AccountNotFound, FundingError, GapLimit, InvalidDescriptor, InvalidKey, PsbtRejected,
@@ -96,6 +98,13 @@ ERRORS: dict[type[BaseException], int] = {
     BackupConflict: 409,
     SweepError: 422,
     RecoveryRateLimited: 429,
+    InvalidStaffInput: 400,
+    StaffNotFound: 404,
+    StaffExists: 409,
+    Forbidden: 403,
+    ReauthRequired: 401,
+    TokenNotFound: 404,
+    OutboxUnavailable: 404,
 }
 
 HTTP_CODES = {

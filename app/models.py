@@ -1,5 +1,6 @@
 """Imports every domain model module so their tables register on the shared metadata.
 Add a line here when a package gains a model module."""
+import admin.model  # noqa: F401
 import audit.model  # noqa: F401
 import cosigner.model  # noqa: F401
 import devices.model  # noqa: F401

@@ -1,5 +1,5 @@
-"""/v1/accounts/{id}/policy: versioned rules, pending loosening changes, panic freeze;
-/v1/admin: staff freeze/unfreeze and staff approvals (interim staff auth)."""
+"""/v1/accounts/{id}/policy: versioned rules, pending loosening changes, panic freeze.
+(The staff side — freeze/unfreeze, approvals — is in app/admin_api.py.)"""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,19 +8,15 @@ from flask import g
 from flask_smorest import Blueprint
 
 from app.auth.device import signed
-from app.auth.staff import staff_required
-from app.cosigner_schemas import (ApprovalInSchema, FreezeSchema, PolicyChangeSchema, PolicyOutSchema,
-                                  PolicyRulesSchema, SpendSchema)
+from app.cosigner_schemas import FreezeSchema, PolicyChangeSchema, PolicyOutSchema, PolicyRulesSchema
 from app.deps import deps
 from app.extensions import db
 from app.transaction import committing
-from cosigner import accounts, policy_service, spends
-from cosigner.errors import AccountNotFound
-from cosigner.model import Account, Spend
+from cosigner import accounts, policy_service
 from store.base import utcnow
 
 bp = Blueprint("policy", __name__, url_prefix="/v1", description="Spending policy")
-admin = Blueprint("admin_policy", __name__, url_prefix="/v1/admin", description="Operator staff (admin)")
+# Staff freeze/unfreeze and staff approvals moved to app/admin_api.py (/v1/admin, roles + tokens).
 
 
 def _delay() -> dt.timedelta:
@@ -85,37 +81,3 @@ def freeze(body, account_id):
         _, change = policy_service.freeze(db.session, account, by="owner", actor=g.device.id, frozen=body["frozen"],
                                           now=utcnow(), loosen_delay=_delay(), notify=deps().cosigner.notify)
         return _out(account, change)
-
-
-@admin.route("/accounts/<account_id>/freeze", methods=["POST"])
-@staff_required
-@admin.arguments(FreezeSchema)
-@admin.response(200, PolicyOutSchema)
-def staff_freeze(body, account_id):
-    """Staff freeze or unfreeze (immediate both ways), with a reason; audited."""
-    with committing():
-        account = db.session.get(Account, account_id)
-        if account is None:
-            raise AccountNotFound("no such account")
-        policy_service.freeze(db.session, account, by="staff", actor=f"staff:{g.staff_id}", frozen=body["frozen"],
-                              now=utcnow(), loosen_delay=_delay(), notify=deps().cosigner.notify)
-        return _out(account)
-
-
-@admin.route("/spends/<spend_id>/approvals", methods=["POST"])
-@staff_required
-@admin.arguments(ApprovalInSchema)
-@admin.response(200, SpendSchema)
-def staff_approve(body, spend_id):
-    """A staff approval (or denial) of a spend routed to staff by the account's policy."""
-    with committing():
-        return spends.approve(db.session, deps().cosigner, spend_id, kind="staff", approver=g.staff_id,
-                              decision=body["decision"], note=body.get("note"), now=utcnow())
-
-
-@admin.route("/spends", methods=["GET"])
-@staff_required
-@admin.response(200, SpendSchema(many=True))
-def awaiting_staff():
-    """Spends awaiting approval, oldest first."""
-    return list(db.session.query(Spend).filter(Spend.state == "awaiting_approval").order_by(Spend.created_at))

@@ -136,6 +136,10 @@ class Settings:
     backup_reminder_balance_sat: int = 10_000_000  # BACKUP_REMINDER_BALANCE_SAT remind above this balance
     backup_reminder_activity: int = 20            # BACKUP_REMINDER_ACTIVITY spends since the last backup
     backup_reminder_age: int = 90 * 24 * 3600     # BACKUP_REMINDER_AGE seconds since the last backup/setup
+    # admin console and operations (issue #8)
+    admin_cookie_secure: bool = True              # ADMIN_COOKIE_SECURE (console cookies only over HTTPS; localhost is exempt in browsers)
+    metrics_port: int | None = None               # METRICS_PORT (unset: no in-process /metrics listener)
+    metrics_bind: str = "127.0.0.1"               # METRICS_BIND address for the /metrics listener
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -213,6 +217,9 @@ class Settings:
             backup_reminder_activity=_int("BACKUP_REMINDER_ACTIVITY", e.get("BACKUP_REMINDER_ACTIVITY"),
                                           cls.backup_reminder_activity),
             backup_reminder_age=_int("BACKUP_REMINDER_AGE", e.get("BACKUP_REMINDER_AGE"), cls.backup_reminder_age),
+            admin_cookie_secure=_bool(e.get("ADMIN_COOKIE_SECURE"), True),
+            metrics_port=_int("METRICS_PORT", e.get("METRICS_PORT"), 0) or None,
+            metrics_bind=e.get("METRICS_BIND", cls.metrics_bind),
         )
         s.check_values()
         return s
@@ -285,6 +292,10 @@ class Settings:
             problems.append("ONESIGNAL_API_KEY must be set when ONESIGNAL_APP_ID is")
         if self.smtp_host and self.smtp_user and not self.smtp_password:
             problems.append("SMTP_PASSWORD must be set when SMTP_USER is")
+        if self.staff_api_keys:
+            problems.append("STAFF_API_KEYS is a development fallback; use staff accounts and API tokens")
+        if not self.admin_cookie_secure:
+            problems.append("ADMIN_COOKIE_SECURE must stay on in production")
         if problems:
             raise SettingsError("production configuration refused: " + "; ".join(problems))
         return self

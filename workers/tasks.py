@@ -6,6 +6,7 @@ import os
 import socket
 
 from celery import shared_task
+from celery.signals import task_failure
 
 import workers.handlers  # noqa: F401  (registers job handlers)
 from store.base import utcnow
@@ -16,6 +17,13 @@ log = logging.getLogger("custos.workers")
 
 def _settings(task):
     return task.app.custos_settings
+
+
+@task_failure.connect
+def _count_task_failure(sender=None, **_kwargs):
+    """Prometheus: custos_celery_task_failures_total{task} (admin.metrics)."""
+    from admin.metrics import task_failed
+    task_failed(getattr(sender, "name", None) or "unknown")
 
 
 @shared_task(bind=True, name="workers.tasks.purge_expired_nonces")
@@ -71,6 +79,8 @@ def run_job(self, job_id: str) -> str:
         raise
     except Exception as exc:  # the job failed for good this attempt; reconciler retries
         log.error("job %s (%s) failed: %s", job_id, job.kind, type(exc).__name__)
+        from admin.metrics import task_failed
+        task_failed(f"run_job:{job.kind}")
         with session_scope(_settings(self).database_url) as session:
             row = session.get(type(job), job_id)
             row.state, row.last_error = "pending", type(exc).__name__
