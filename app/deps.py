@@ -21,11 +21,7 @@ class Deps:
         """The CosignerContext, built on first use (opens the master-key keyring)."""
         if self._cosigner is None:
             from config.bootstrap import cosigner_context
-            try:
-                from messaging.notify import notify
-            except ImportError:
-                notify = None
-            self._cosigner = cosigner_context(self.settings, notify=notify)
+            self._cosigner = cosigner_context(self.settings)
         return self._cosigner
 
 

@@ -62,11 +62,12 @@ def message_buckets(settings, redis=None):
 def cosigner_context(settings, notify=None):
     """Everything the cosigner services need: network, wallet prefix, fee caps, the
     master-key keyring, the bitcoind client and the notifier."""
-    from cosigner.context import CosignerContext, record_notification
+    from cosigner.context import CosignerContext
+    from messaging.notify import notify as push_notify
     from cosigner.psbt import FeeCaps
     from cosigner.vault import keyring_from_settings
     return CosignerContext(
         network=settings.network, wallet_prefix=settings.bitcoind_wallet_prefix,
         caps=FeeCaps(settings.max_fee_sat, settings.max_fee_rate, settings.max_fee_share),
         keyring=keyring_from_settings(settings), node=bitcoind(settings),
-        notify=notify or record_notification)
+        notify=notify or push_notify)

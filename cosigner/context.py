@@ -1,7 +1,6 @@
 """What cosigner services need from the outside, built once from settings."""
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,8 +17,3 @@ class CosignerContext:
     node: object                                   # chain.rpc.BitcoinRPC
     notify: Callable[..., None]                    # notify(session, device_id, kind, now)
 
-
-def record_notification(session, device_id: str, kind: str, now: dt.datetime) -> None:
-    """The default notifier: an audit event per notification (push arrives with messaging)."""
-    from audit import services as audit
-    audit.record(session, actor="system", action=f"notify.{kind}", subject=device_id, details={}, now=now)

@@ -23,20 +23,14 @@ def verify_audit(session: Session, subject: str, now: dt.datetime) -> None:
 def import_account(session: Session, subject: str, now: dt.datetime) -> None:
     """Create/load the account's watch-only wallet in bitcoind and import its
     descriptors. Idempotent; bitcoind being down raises and the reconciler retries."""
-    from config.bootstrap import cosigner_context
     from cosigner.accounts import import_wallet
-    from workers.context import current_settings
-    import_wallet(session, cosigner_context(current_settings()), subject, now)
+    import_wallet(session, _ctx(), subject, now)
 
 
 def _ctx():
     from config.bootstrap import cosigner_context
     from workers.context import current_settings
-    try:
-        from messaging.notify import notify
-    except ImportError:
-        notify = None
-    return cosigner_context(current_settings(), notify=notify)
+    return cosigner_context(current_settings())
 
 
 @handler("spend.release")

@@ -108,7 +108,7 @@ def watch_chain(self, account_id: str | None = None) -> int:
     from cosigner.model import Account
     from cosigner.watcher import watch
     settings = _settings(self)
-    ctx = cosigner_context(settings, notify=_notifier())
+    ctx = cosigner_context(settings)
     with session_scope(settings.database_url) as session:
         ids = [account_id] if account_id else list(session.scalars(
             select(Account.id).where(Account.imported_at.is_not(None))))
@@ -122,11 +122,3 @@ def watch_chain(self, account_id: str | None = None) -> int:
             break
     return changes
 
-
-def _notifier():
-    """messaging's durable notify() when the messaging package provides it."""
-    try:
-        from messaging.notify import notify
-        return notify
-    except ImportError:
-        return None
