@@ -162,7 +162,7 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
         return spend
     spend.decided_at = now  # from here the amount counts against velocity limits
     if decision.action == "approve":
-        return _send(session, ctx, account, spend, psbt, intent, actor=device_id, now=now)
+        return _send(session, ctx, account, view, spend, psbt, intent, actor=device_id, now=now)
     spend.signed_psbt = psbt_b64.strip()
     spend.release_at = decision.release_at
     if decision.action == "delay":
@@ -186,11 +186,11 @@ def _record_decision(session: Session, spend: Spend, decision, *, actor: str, no
                           "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
 
 
-def _send(session: Session, ctx: CosignerContext, account: Account, spend: Spend, psbt, intent, *, actor: str,
+def _send(session: Session, ctx: CosignerContext, account: Account, view, spend: Spend, psbt, intent, *, actor: str,
           now: dt.datetime) -> Spend:
     """Cosign, finalize and broadcast; record the result. A broadcast refusal propagates
     (ChainRejected); the caller records the failed state after rolling back."""
-    raw = cosign(session, ctx, account, psbt, intent)
+    raw = cosign(session, ctx, account, view, psbt, intent)
     txid = wallets.broadcast(ctx.node, raw.hex())
     spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
     spend.signed_psbt = None
@@ -221,7 +221,8 @@ def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datet
         return None
     account = session.get(Account, spend.account_id)
     psbt = parse(spend.signed_psbt)
-    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, expected_txid=spend.unsigned_txid,
+    view = accounts.view(account, session)
+    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
     decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now,
                                      sweep=hooks.is_sweep(session, account, intent))
@@ -235,7 +236,7 @@ def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datet
             spend.state, spend.error, spend.updated_at = "failed", "inputs_spent", now
             return spend
     try:
-        return _send(session, ctx, account, spend, psbt, intent, actor="system", now=now)
+        return _send(session, ctx, account, view, spend, psbt, intent, actor="system", now=now)
     except ChainRejected as err:  # permanent: record it instead of retrying forever
         spend.state, spend.error, spend.updated_at = "failed", err.message[:200], now
         audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
@@ -283,9 +284,10 @@ def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str,
         schedule(session, "spend.release", spend.id, spend.release_at)
         return spend
     psbt = parse(spend.signed_psbt)
-    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, expected_txid=spend.unsigned_txid,
+    view = accounts.view(account, session)
+    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
-    return _send(session, ctx, account, spend, psbt, intent, actor=f"{kind}:{approver}", now=now)
+    return _send(session, ctx, account, view, spend, psbt, intent, actor=f"{kind}:{approver}", now=now)
 
 
 def approvals_of(session: Session, spend_id: str) -> list[SpendApproval]:
@@ -305,7 +307,7 @@ def expire_approval(session: Session, ctx: CosignerContext, spend_id: str, now: 
     return True
 
 
-def cosign(session: Session, ctx: CosignerContext, account: Account, psbt, intent: Intent) -> bytes:
+def cosign(session: Session, ctx: CosignerContext, account: Account, view, psbt, intent: Intent) -> bytes:
     """Sign every input with the cosigner key (SIGHASH_ALL) and finalize. The key is
     decrypted here and nowhere else; it never leaves this function."""
     key = session.get(CosignerKey, account.server_key_id)
@@ -317,7 +319,7 @@ def cosign(session: Session, ctx: CosignerContext, account: Account, psbt, inten
         del root
     if signed < len(psbt.inputs):
         raise PsbtRejected("the server could not sign every input", code="cosign_failed")
-    return finalize(psbt, intent.inputs, accounts.view(account, session))
+    return finalize(psbt, intent.inputs, view)
 
 
 def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, now: dt.datetime) -> Spend:

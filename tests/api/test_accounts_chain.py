@@ -175,23 +175,12 @@ def test_restart_between_steps_loses_nothing(device, chain_node, mine, app_facto
 
 
 def test_cosigner_key_never_in_database_or_logs(device, chain_node, mine, chain_settings, caplog):
-    import logging
-    from config.logging import make_handler
-    import io
-    stream = io.StringIO()
-    handler = make_handler(stream, json_format=True)
-    root_logger = logging.getLogger()
-    level = root_logger.level
-    root_logger.addHandler(handler)
-    root_logger.setLevel(logging.DEBUG)
-    try:
+    from tests.logcapture import captured_logs
+    with captured_logs() as stream:
         phone = PhoneWallet()
         account = create(device, phone)
         fund(chain_node, mine, device, account, "0.2")
         spend_and_sign(device, phone, account, [{"address": chain_node.faucet.getnewaddress(), "amount_sat": 1_000_000}])
-    finally:
-        root_logger.removeHandler(handler)
-        root_logger.setLevel(level)
     from cosigner.model import Account, CosignerKey
     from cosigner.vault import SealedSecret, keyring_from_settings, open_secret
     from store.session import engine_for, session_scope

@@ -6,8 +6,6 @@ combine on the new phone, completion, a new account and the sweep of every UTXO.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import logging
 import secrets
 
 import pytest
@@ -36,18 +34,9 @@ def rec_app(app_factory, rec_settings):
 
 
 def test_lost_phone_recovered_and_swept(rec_app, rec_settings, chain_node, mine, tmp_path):
-    from config.logging import make_handler
-    stream = io.StringIO()
-    handler = make_handler(stream, json_format=True)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    from tests.logcapture import captured_logs
+    with captured_logs() as stream:
         _journey(rec_app, rec_settings, chain_node, mine, tmp_path, stream)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def _journey(app, settings, chain_node, mine, tmp_path, log_stream):
