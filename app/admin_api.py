@@ -128,9 +128,11 @@ def awaiting_staff():
 def staff_approve(body, spend_id):
     """A staff approval (or denial) of a spend routed to staff by the account's policy,
     with an optional note."""
+    from app.spends_api import refused_or
     with committing():
-        return spends.approve(db.session, deps().cosigner, spend_id, kind="staff", approver=g.staff_id,
-                              decision=body["decision"], note=body.get("note"), now=utcnow())
+        spend = spends.approve(db.session, deps().cosigner, spend_id, kind="staff", approver=g.staff_id,
+                               decision=body["decision"], note=body.get("note"), now=utcnow())
+    return refused_or(spend) if body["decision"] == "approve" else spend
 
 
 # -- audit --------------------------------------------------------------------------------------

@@ -44,20 +44,24 @@ def submit_signature(body, spend_id):
     exactly the built transaction, every input and change output re-derives from the
     account, fees are within the hard caps, sighash is ALL and the phone's signature is
     valid. Idempotent for the same PSBT."""
-    from chain.errors import ChainRejected
-    try:
-        with committing():
-            spend = spends.submit(db.session, deps().cosigner, spend_id, g.device.id, body["psbt"], utcnow())
-        if spend.state == "denied":  # the decision is recorded; nothing was signed
-            raise ApiError("the account's policy refuses this spend", status=422, code="policy_denied",
-                           details={"reasons": spend.decision["reasons"], "spend_id": spend.id})
-        return spend
-    except ChainRejected:
-        with committing():  # record the failed state, then report bitcoind's reason
-            spend, _ = spends.get_owned(db.session, spend_id, g.device.id, lock=True)
-            if spend.state in ("built", "awaiting_policy"):
-                spend.state, spend.updated_at = "failed", utcnow()
-        raise
+    with committing():
+        spend = spends.submit(db.session, deps().cosigner, spend_id, g.device.id, body["psbt"], utcnow())
+    return refused_or(spend)
+
+
+def refused_or(spend):
+    """After the decision is committed: a spend the gate refused is reported as an error
+    (nothing was signed, or bitcoind refused what was); otherwise it is the response."""
+    if spend.state == "denied":
+        raise ApiError("the account's policy refuses this spend", status=422, code="policy_denied",
+                       details={"reasons": (spend.decision or {}).get("reasons", []), "spend_id": spend.id})
+    if spend.state == "failed":
+        raise ApiError(f"bitcoind refused: {spend.error}", status=422, code="chain_rejected",
+                       details={"reason": spend.error, "spend_id": spend.id})
+    if spend.state == "expired":
+        raise ApiError("the approval deadline has passed", status=409, code="approval_expired",
+                       details={"spend_id": spend.id})
+    return spend
 
 
 @bp.route("/spends/<spend_id>", methods=["GET"])
@@ -107,5 +111,6 @@ def approve_spend(body, spend_id):
     """Approve or deny a spend as one of the account's approver devices (not the owner's
     own device). K approvals release it; one denial ends it."""
     with committing():
-        return spends.approve(db.session, deps().cosigner, spend_id, kind="device", approver=g.device.id,
-                              decision=body["decision"], note=body.get("note"), now=utcnow())
+        spend = spends.approve(db.session, deps().cosigner, spend_id, kind="device", approver=g.device.id,
+                               decision=body["decision"], note=body.get("note"), now=utcnow())
+    return refused_or(spend) if body["decision"] == "approve" else spend

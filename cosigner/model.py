@@ -119,7 +119,8 @@ class PolicyChange(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    rules: Mapped[dict] = mapped_column(JSON, nullable=False)
+    rules: Mapped[dict] = mapped_column(JSON, nullable=False)               # the rules asked for
+    base_rules: Mapped[dict | None] = mapped_column(JSON)                   # the rules in force when asked
     state: Mapped[str] = mapped_column(String(16), nullable=False)          # pending | applied | cancelled
     effective_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     created_by: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -207,6 +207,31 @@ def tightened(old: Policy, new: Policy) -> Policy:
     )
 
 
+def rebase(base: dict, target: dict, current: dict) -> dict:
+    """Apply a pending change (`base` → `target`, JSON forms) onto the rules in force now.
+
+    The change carries only what it changed: a rule it did not touch, or one that changed
+    since it was asked for (a later freeze, staff freeze, tightening), keeps its current
+    value. Limits merge per window and the allowlist per address. So a loosening queued
+    before a freeze can never lift that freeze."""
+    result = dict(current)
+    for key in set(base) | set(target) | set(current):
+        if key in ("limits", "allowlist"):
+            continue
+        if current.get(key) == base.get(key):
+            result[key] = target.get(key, current.get(key))
+    windows = lambda d: {x["window"]: x["max_sat"] for x in d.get("limits") or []}  # noqa: E731
+    b, t, c = windows(base), windows(target), windows(current)
+    merged = {w: (t.get(w) if c.get(w) == b.get(w) else c.get(w)) for w in set(b) | set(t) | set(c)}
+    result["limits"] = [{"window": w, "max_sat": m} for w, m in sorted(merged.items()) if m is not None]
+    entries = lambda d: {x["address"]: x for x in d.get("allowlist") or []}  # noqa: E731
+    b, t, c = entries(base), entries(target), entries(current)
+    kept = {a: e for a, e in c.items() if not (a in b and a not in t)}
+    kept.update({a: e for a, e in t.items() if a not in b and a not in kept})
+    result["allowlist"] = [kept[a] for a in sorted(kept)]
+    return result
+
+
 def same_rules(a: Policy, b: Policy) -> bool:
     return replace(a, version=0) == replace(b, version=0)
 

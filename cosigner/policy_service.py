@@ -59,10 +59,11 @@ def set_rules(session: Session, account: Account, rules: dict, *, actor: str, no
     in_force = old
     if not engine.same_rules(now_policy, old):
         in_force = _store(session, account.id, now_policy, actor, now)
+        _review_held(session, account, notify, now, actor)
     change = None
     if not engine.same_rules(new, now_policy):
         change = PolicyChange(id=f"pchg_{secrets.token_hex(10)}", account_id=account.id,
-                              rules=engine.to_dict(new), state="pending",
+                              rules=engine.to_dict(new), base_rules=engine.to_dict(in_force), state="pending",
                               effective_at=now + max(loosen_delay, MIN_LOOSEN_DELAY),
                               created_by=actor, created_at=now)
         session.add(change)
@@ -91,14 +92,32 @@ def cancel_change(session: Session, account: Account, change_id: str, *, actor: 
     return change
 
 
+def _review_held(session: Session, account: Account, notify, now: dt.datetime, actor: str) -> None:
+    from cosigner.gate import review_held  # the gate builds on this module
+    review_held(session, account, notify=notify, now=now, actor=actor)
+
+
+def _base_of(session: Session, change: PolicyChange) -> dict:
+    """The rules in force when `change` was asked for (stored since revision 0011; for
+    older rows, the newest version not younger than the change)."""
+    if change.base_rules is not None:
+        return change.base_rules
+    row = session.scalar(select(AccountPolicy).where(AccountPolicy.account_id == change.account_id,
+                                                     AccountPolicy.created_at <= change.created_at)
+                         .order_by(AccountPolicy.version.desc()).limit(1))
+    return row.rules if row else engine.to_dict(engine.Policy())
+
+
 def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
-    """Job handler body: apply a pending change once its time has come. Idempotent."""
+    """Job handler body: apply a pending change once its time has come, as a diff onto
+    the rules in force now (`engine.rebase`): what was frozen, staff-frozen or tightened
+    after the change was asked for stays so. Idempotent."""
     change = session.get(PolicyChange, change_id)
     if change is None or change.state != "pending" or change.effective_at > now:
         return False
     lock_account(session, change.account_id)
-    old = current(session, change.account_id)
-    rules = {**change.rules, "staff_frozen": old.staff_frozen}
+    old = engine.to_dict(current(session, change.account_id))
+    rules = engine.rebase(_base_of(session, change), change.rules, old)
     _store(session, change.account_id, engine.from_dict(rules), f"change:{change.id}", now)
     change.state, change.closed_at = "applied", now
     return True
@@ -114,6 +133,8 @@ def freeze(session: Session, account: Account, *, by: str, actor: str, frozen: b
     if by == "staff":
         rules["staff_frozen"] = frozen
         policy = _store(session, account.id, engine.from_dict(rules), actor, now)
+        if frozen:
+            _review_held(session, account, notify, now, actor)
         notify(session, account.owner_device_id, "account_frozen" if frozen else "account_unfrozen", now)
         return policy, None
     rules["frozen"] = frozen

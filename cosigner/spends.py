@@ -1,9 +1,11 @@
-"""Spend use cases: build a PSBT through bitcoind, inspect what the phone signed,
-ask the policy hook, co-sign, finalize, broadcast; cancel; fee bump (RBF).
+"""Spend use cases: build a PSBT through bitcoind, accept what the phone signed,
+approvals, delayed release, approval expiry, cancel, fee bump (RBF).
 
-Every refusal happens before the cosigner key is opened: nothing is signed unless the
-PSBT passed inspection and the policy approved. Submitting the same signed PSBT twice
-returns the same result and broadcasts once (row lock + digest).
+Nothing here signs: every path that could lead to a cosigner signature (submit, approve,
+release; a bump and the recovery sweep are submitted like any spend) ends in
+`cosigner.gate.authorize_and_sign`, which decides with the policy in force at that
+moment. Submitting the same signed PSBT twice returns the same result and broadcasts
+once (row locks + digest).
 """
 from __future__ import annotations
 
@@ -12,31 +14,24 @@ import hashlib
 import secrets
 from decimal import Decimal
 
-from embit.bip32 import HDKey
 from embit.script import Script
-from embit.transaction import SIGHASH
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
 from chain import wallets
-from chain.errors import ChainRejected
 from chain.rpc import sat_to_btc
-from cosigner import accounts, hooks, policy_service
+from cosigner import accounts, gate, hooks, policy_service
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
-from cosigner.errors import (FundingError, InvalidDescriptor, PsbtRejected, SpendNotFound, SpendStateError,
+from cosigner.errors import (FundingError, InvalidDescriptor, SpendNotFound, SpendStateError,
                              WatchOnly)
-from cosigner.finalize import finalize
-from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, CosignerKey, Spend, SpendApproval
-from cosigner.psbt import Intent, inspect, parse
-from cosigner.vault import SealedSecret, open_secret
-from workers.jobs import schedule
+from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend, SpendApproval
+from cosigner.psbt import inspect, parse
 
 DUST_SAT = 546
 MAX_OUTPUTS = 100
 MIN_FEE_RATE, MAX_FEE_RATE_REQUEST = 1.0, 10_000.0
-APPROVAL_TTL = dt.timedelta(hours=24)
 
 
 def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
@@ -136,122 +131,46 @@ def get_owned(session: Session, spend_id: str, device_id: str, *, lock: bool = F
 
 def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, psbt_b64: str,
            now: dt.datetime) -> Spend:
-    """Accept the phone-signed PSBT: inspect, decide under the account lock, then cosign
-    and broadcast (approve), hold it (delay / require_approval) or record the refusal
-    (deny: state `denied`, the caller reports 422 after committing the decision).
-    Idempotent for the same signed PSBT; raises PsbtRejected / SpendStateError /
-    ChainRejected (broadcast refused)."""
+    """Accept the phone-signed PSBT and hand it to the signing gate, which cosigns and
+    broadcasts (`broadcast`), holds it (`delayed` / `awaiting_approval`), records the
+    refusal (`denied`: the caller reports 422 after committing) or records bitcoind's
+    refusal (`failed`). Idempotent for the same signed PSBT; raises PsbtRejected /
+    SpendStateError / SpendNotFound with nothing changed."""
     digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
-    spend, account = get_owned(session, spend_id, device_id, lock=True)
+    spend, account = gate.lock_spend(session, spend_id)
+    if account is None or account.owner_device_id != device_id:
+        raise SpendNotFound("no such spend")
     if spend.submitted_digest == digest and spend.state not in OPEN_STATES:
         return spend
     if spend.state not in OPEN_STATES:
         raise SpendStateError(f"spend is {spend.state}", code="spend_not_open")
-    psbt = parse(psbt_b64)
-    view = accounts.view(account, session)
-    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
-                     signer=hooks.signer_role(session, account))
-    hooks.check_submit(session, account, intent, now)
-    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now,
-                                     sweep=hooks.is_sweep(session, account, intent))
     spend.submitted_digest, spend.updated_at = digest, now
-    _record_decision(session, spend, decision, actor=device_id, now=now)
-    if decision.action == "deny":
-        spend.state = "denied"
-        _unlock(ctx, account, spend)
-        return spend
-    spend.decided_at = now  # from here the amount counts against velocity limits
-    if decision.action == "approve":
-        return _send(session, ctx, account, view, spend, psbt, intent, actor=device_id, now=now)
-    spend.signed_psbt = psbt_b64.strip()
-    spend.release_at = decision.release_at
-    if decision.action == "delay":
-        spend.state = "delayed"
-        schedule(session, "spend.release", spend.id, decision.release_at)
-        ctx.notify(session, account.owner_device_id, "spend_delayed", now)
-    else:
-        spend.state = "awaiting_approval"
-        spend.approval_expires_at = now + APPROVAL_TTL
-        schedule(session, "spend.approval_expiry", spend.id, spend.approval_expires_at)
-        rules = policy_service.current(session, account.id).approvals
-        for approver in (rules.devices if rules else ()):
-            ctx.notify(session, approver, "approval_request", now)
-    return spend
-
-
-def _record_decision(session: Session, spend: Spend, decision, *, actor: str, now: dt.datetime) -> None:
-    spend.decision = decision.as_dict()
-    audit.record(session, actor=actor, action="spend.decision", subject=spend.id,
-                 details={"action": decision.action, "policy_version": decision.policy_version,
-                          "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
-
-
-def _send(session: Session, ctx: CosignerContext, account: Account, view, spend: Spend, psbt, intent, *, actor: str,
-          now: dt.datetime) -> Spend:
-    """Cosign, finalize and broadcast; record the result. A broadcast refusal propagates
-    (ChainRejected); the caller records the failed state after rolling back."""
-    raw = cosign(session, ctx, account, view, psbt, intent)
-    txid = wallets.broadcast(ctx.node, raw.hex())
-    spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
-    spend.signed_psbt = None
-    if spend.replaces_id:
-        old = session.get(Spend, spend.replaces_id)
-        if old is not None:
-            old.state, old.replaced_by_id, old.updated_at = "replaced", spend.id, now
-    audit.record(session, actor=actor, action="spend.broadcast", subject=spend.id,
-                 details={"txid": txid, "fee_sat": intent.fee_sat}, now=now)
-    return spend
-
-
-def _unlock(ctx: CosignerContext, account: Account, spend: Spend) -> None:
-    """Release the UTXOs bitcoind locked for this spend (best effort: a restart clears them)."""
-    try:
-        wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id).call(
-            "lockunspent", True, [{"txid": i["txid"], "vout": i["vout"]} for i in spend.inputs])
-    except Exception:  # an unlocked or unknown outpoint is not worth failing the request
-        pass
+    return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=psbt_b64, actor=device_id, now=now)
 
 
 def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datetime) -> Spend | None:
-    """Release a delayed spend whose time has come: re-check policy and the chain (inputs
-    still unspent), then cosign and broadcast. Runs once even with two workers (row lock
-    + state check). Returns None when there was nothing to do."""
-    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
-    if spend is None or spend.state != "delayed" or (spend.release_at and spend.release_at > now):
-        return None
-    account = session.get(Account, spend.account_id)
-    psbt = parse(spend.signed_psbt)
-    view = accounts.view(account, session)
-    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
-                     signer=hooks.signer_role(session, account))
-    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now,
-                                     sweep=hooks.is_sweep(session, account, intent))
-    if decision.action == "deny":
-        _record_decision(session, spend, decision, actor="system", now=now)
-        spend.state, spend.updated_at = "denied", now
-        _unlock(ctx, account, spend)
-        return spend
-    for i in spend.inputs:
-        if ctx.node.call("gettxout", i["txid"], i["vout"], True) is None:
-            spend.state, spend.error, spend.updated_at = "failed", "inputs_spent", now
-            return spend
+    """Job body: a delayed spend whose time has come goes back through the signing gate,
+    which re-decides with the policy of now (a tightening may hold it again, ask for
+    approvals or deny it) and checks its inputs are still unspent. Runs once even with
+    two workers (locks + state check). Returns None when there was nothing to do."""
     try:
-        return _send(session, ctx, account, view, spend, psbt, intent, actor="system", now=now)
-    except ChainRejected as err:  # permanent: record it instead of retrying forever
-        spend.state, spend.error, spend.updated_at = "failed", err.message[:200], now
-        audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
-                     details={"reason": spend.error}, now=now)
-        return spend
+        spend, account = gate.lock_spend(session, spend_id)
+    except SpendNotFound:
+        return None
+    if spend.state != "delayed" or (spend.release_at and spend.release_at > now):
+        return None
+    return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=spend.signed_psbt, actor="system",
+                                   now=now, check_inputs=True)
 
 
 def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str, approver: str, decision: str,
-            note: str | None, now: dt.datetime, device_owner_check: str | None = None) -> Spend:
-    """Record an approval (or a denial) by an eligible device or staff member. K
-    approvals release the spend (or hand it to its delay); one denial ends it."""
-    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
-    if spend is None:
-        raise SpendNotFound("no such spend")
-    account = session.get(Account, spend.account_id)
+            note: str | None, now: dt.datetime) -> Spend:
+    """Record an approval (or a denial) by an eligible device or staff member. One
+    denial ends the spend; an approval hands it to the signing gate, which signs only
+    when the policy of now approves and enough valid approvals are in. An approval that
+    arrives after the deadline expires the spend (state `expired`; the caller reports
+    409 `approval_expired` after committing), whether or not the expiry job ran."""
+    spend, account = gate.lock_spend(session, spend_id)
     rules = policy_service.current(session, account.id).approvals
     eligible = rules is not None and ((kind == "staff" and rules.staff) or
                                       (kind == "device" and approver in rules.devices
@@ -259,8 +178,13 @@ def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str,
     if not eligible:
         raise SpendNotFound("no such spend awaiting your approval") if kind == "device" else \
             SpendStateError("staff may not approve this account's spends", code="not_an_approver")
+    if spend.state == "expired":
+        raise SpendStateError("the approval deadline has passed", code="approval_expired")
     if spend.state != "awaiting_approval":
         raise SpendStateError(f"spend is {spend.state}", code="not_awaiting_approval")
+    if spend.approval_expires_at is not None and now > spend.approval_expires_at:
+        _expire(session, ctx, account, spend, now)
+        return spend
     if session.scalar(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
                                                   SpendApproval.approver_kind == kind,
                                                   SpendApproval.approver_id == approver)):
@@ -271,23 +195,12 @@ def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str,
     audit.record(session, actor=f"{kind}:{approver}", action=f"spend.{decision}d", subject=spend.id,
                  details={"note_given": bool(note)}, now=now)
     if decision == "deny":
-        spend.state, spend.updated_at = "denied", now
-        _unlock(ctx, account, spend)
+        spend.state, spend.updated_at, spend.signed_psbt = "denied", now, None
+        gate.unlock_coins(ctx, account, spend)
         ctx.notify(session, account.owner_device_id, "spend_denied", now)
         return spend
-    approvals = session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
-                                                            SpendApproval.decision == "approve")).all()
-    if len(approvals) < rules.required:
-        return spend
-    if spend.release_at and spend.release_at > now:
-        spend.state = "delayed"
-        schedule(session, "spend.release", spend.id, spend.release_at)
-        return spend
-    psbt = parse(spend.signed_psbt)
-    view = accounts.view(account, session)
-    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
-                     signer=hooks.signer_role(session, account))
-    return _send(session, ctx, account, view, spend, psbt, intent, actor=f"{kind}:{approver}", now=now)
+    return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=spend.signed_psbt,
+                                   actor=f"{kind}:{approver}", now=now, check_inputs=True)
 
 
 def approvals_of(session: Session, spend_id: str) -> list[SpendApproval]:
@@ -297,29 +210,21 @@ def approvals_of(session: Session, spend_id: str) -> list[SpendApproval]:
 
 def expire_approval(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datetime) -> bool:
     """Job body: an approval request past its deadline expires. Idempotent."""
-    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update())
-    if spend is None or spend.state != "awaiting_approval" or spend.approval_expires_at > now:
+    try:
+        spend, account = gate.lock_spend(session, spend_id)
+    except SpendNotFound:
         return False
-    spend.state, spend.updated_at = "expired", now
-    account = session.get(Account, spend.account_id)
-    _unlock(ctx, account, spend)
-    ctx.notify(session, account.owner_device_id, "approval_expired", now)
+    if spend.state != "awaiting_approval" or spend.approval_expires_at > now:
+        return False
+    _expire(session, ctx, account, spend, now)
     return True
 
 
-def cosign(session: Session, ctx: CosignerContext, account: Account, view, psbt, intent: Intent) -> bytes:
-    """Sign every input with the cosigner key (SIGHASH_ALL) and finalize. The key is
-    decrypted here and nowhere else; it never leaves this function."""
-    key = session.get(CosignerKey, account.server_key_id)
-    root = HDKey.from_string(open_secret(ctx.keyring, SealedSecret(key.kek_id, key.wrapped_dek, key.ciphertext),
-                                         key.id).decode())
-    try:
-        signed = psbt.sign_with(root, SIGHASH.ALL)
-    finally:
-        del root
-    if signed < len(psbt.inputs):
-        raise PsbtRejected("the server could not sign every input", code="cosign_failed")
-    return finalize(psbt, intent.inputs, view)
+def _expire(session: Session, ctx: CosignerContext, account: Account, spend: Spend, now: dt.datetime) -> None:
+    spend.state, spend.updated_at, spend.signed_psbt = "expired", now, None
+    gate.unlock_coins(ctx, account, spend)
+    audit.record(session, actor="system", action="spend.approval_expired", subject=spend.id, details={}, now=now)
+    ctx.notify(session, account.owner_device_id, "approval_expired", now)
 
 
 def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, now: dt.datetime) -> Spend:
@@ -331,7 +236,7 @@ def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     if spend.state not in CANCELLABLE_STATES:
         raise SpendStateError(f"a {spend.state} spend cannot be cancelled", code="spend_not_open")
     spend.state, spend.updated_at, spend.signed_psbt = "cancelled", now, None
-    _unlock(ctx, account, spend)
+    gate.unlock_coins(ctx, account, spend)
     audit.record(session, actor=device_id, action="spend.cancelled", subject=spend.id, details={}, now=now)
     return spend
 

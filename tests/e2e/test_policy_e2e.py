@@ -1,7 +1,7 @@
 """A delayed spend over real HTTP with the reference client CLI, released by the beat
 job (reconciler → run_job in the Celery worker) once its time has come, broadcast once.
-The clock is controlled by moving the spend's due time in the database, not by waiting
-24 hours."""
+The clock is controlled by moving the spend's acceptance and due times in the database,
+not by waiting 24 hours."""
 from __future__ import annotations
 
 import json
@@ -33,7 +33,8 @@ def test_delayed_spend_released_by_the_beat_job(stack, stack_rpc, tmp_path):
     engine = create_engine(stack.env["DATABASE_URL"])
     try:
         with engine.begin() as conn:  # the clock moves past the 24 h delay for this spend
-            conn.execute(text("UPDATE spends SET release_at = :t WHERE id = :id"),
+            # (the gate counts the delay from when the phone's signature was accepted)
+            conn.execute(text("UPDATE spends SET release_at = :t, decided_at = :t WHERE id = :id"),
                          {"t": "2000-01-01 00:00:00.000000", "id": held["spend_id"]})
             conn.execute(text("UPDATE scheduled_jobs SET due_at = :t WHERE subject = :id"),
                          {"t": "2000-01-01 00:00:00.000000", "id": held["spend_id"]})

@@ -1,0 +1,270 @@
+"""The signing gate: the one place where the cosigner key signs.
+
+Every path that can produce a cosigner signature — the phone's submit, an approval by a
+device or staff, a delayed release, a fee bump and the recovery sweep (both submitted
+like any spend) — calls `authorize_and_sign()`. Under the account's row lock it
+re-inspects the held PSBT, runs the full policy decision with the policy, freeze state
+and velocity ledger *in force now*, and signs only when that decision approves and every
+condition the spend was held for is met now:
+
+- approvals: enough approvals from approvers the *current* policy names, each given
+  before the approval deadline, and the deadline itself not passed;
+- delay: the *current* policy's delay counted from when the phone's signature was first
+  accepted (`spend.decided_at`) has elapsed.
+
+Anything else moves the spend to the state the decision names (denied, awaiting
+approval, delayed until a new time) and tells the owner. `review_held()` re-decides the
+held spends of an account without signing, after a tightening or a freeze, so the owner
+sees at once which ones will not go out.
+
+`_cosign()` is private to this module; tests/unit/test_signing_gate_static.py fails if
+any other module signs a PSBT with a cosigner key or calls it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from embit.bip32 import HDKey
+from embit.transaction import SIGHASH
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit import services as audit
+from chain import wallets
+from chain.errors import ChainRejected
+from cosigner import accounts, hooks, policy_service
+from cosigner import policy as engine
+from cosigner.context import CosignerContext
+from cosigner.errors import PsbtRejected, SpendNotFound
+from cosigner.finalize import finalize
+from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
+from cosigner.psbt import Intent, inspect, parse
+from cosigner.vault import SealedSecret, open_secret
+from workers.jobs import schedule
+
+APPROVAL_TTL = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate concluded: `sign`, `deny`, `await_approval`, `delay` (until) or
+    `expired` (the approval deadline passed)."""
+    action: str
+    decision: engine.Decision
+    until: dt.datetime | None = None
+
+
+def lock_spend(session: Session, spend_id: str) -> tuple[Spend, Account]:
+    """Lock the account row, then the spend row (always in this order, like policy
+    changes, so concurrent paths cannot deadlock). Raises SpendNotFound."""
+    if not isinstance(spend_id, str) or len(spend_id) > 40:
+        raise SpendNotFound("no such spend")
+    account_id = session.scalar(select(Spend.account_id).where(Spend.id == spend_id))
+    if account_id is None:
+        raise SpendNotFound("no such spend")
+    policy_service.lock_account(session, account_id)
+    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update()
+                           .execution_options(populate_existing=True))
+    return spend, session.get(Account, account_id)
+
+
+def valid_approvals(session: Session, spend: Spend, account: Account, rules: engine.Approvals | None) -> int:
+    """Approvals that count now: given before the deadline by an approver the current
+    policy names (the owner's own device never counts)."""
+    if rules is None:
+        return 0
+    rows = session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
+                                                       SpendApproval.decision == "approve"))
+    deadline = spend.approval_expires_at
+    return sum(1 for r in rows
+               if (deadline is None or r.created_at <= deadline)
+               and ((r.approver_kind == "staff" and rules.staff)
+                    or (r.approver_kind == "device" and r.approver_id in rules.devices
+                        and r.approver_id != account.owner_device_id)))
+
+
+def judge(session: Session, account: Account, spend: Spend, decision: engine.Decision,
+          now: dt.datetime) -> Verdict:
+    """Combine the decision of now with what the spend already has (approvals, time held)."""
+    if decision.action == "deny":
+        return Verdict("deny", decision)
+    if decision.action == "require_approval":
+        if spend.state == "awaiting_approval" and spend.approval_expires_at and now > spend.approval_expires_at:
+            return Verdict("expired", decision)
+        rules = policy_service.current(session, account.id).approvals
+        if valid_approvals(session, spend, account, rules) < rules.required:
+            return Verdict("await_approval", decision)
+    if decision.release_at is not None:
+        delay = decision.release_at - now
+        due = (spend.decided_at or now) + delay
+        if due > now:
+            return Verdict("delay", decision, until=due)
+    return Verdict("sign", decision)
+
+
+def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, account: Account, *,
+                       psbt_b64: str, actor: str, now: dt.datetime, check_inputs: bool = False) -> Spend:
+    """The only way to a cosigner signature. The caller holds the locks (`lock_spend`).
+
+    Re-inspects `psbt_b64` (the phone-signed PSBT) against the account's descriptors,
+    runs the sweep-mode guards and the policy in force at `now`, and then either signs,
+    finalizes and broadcasts (state `broadcast`) or moves the spend to `denied`,
+    `awaiting_approval`, `delayed` (a new `release_at`) or `expired`. A broadcast that
+    bitcoind refuses leaves the spend `failed` with bitcoind's reason in `error`; the
+    caller reports it. Raises PsbtRejected when inspection refuses (nothing changes).
+    Returns the spend."""
+    psbt = parse(psbt_b64)
+    view = accounts.view(account, session)
+    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
+                     signer=hooks.signer_role(session, account))
+    hooks.check_submit(session, account, intent, now)
+    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now, lock=False,
+                                     sweep=hooks.is_sweep(session, account, intent))
+    verdict = judge(session, account, spend, decision, now)
+    record_decision(session, spend, decision, actor=actor, now=now)
+    if verdict.action != "sign":
+        _hold(session, ctx, account, spend, verdict, psbt_b64=psbt_b64, now=now)
+        return spend
+    if check_inputs:
+        for i in spend.inputs:
+            if ctx.node.call("gettxout", i["txid"], i["vout"], True) is None:
+                return _fail(session, ctx, account, spend, "inputs_spent", now)
+    raw = _cosign(session, ctx, account, view, psbt, intent)
+    try:
+        txid = wallets.broadcast(ctx.node, raw.hex())
+    except ChainRejected as err:
+        return _fail(session, ctx, account, spend, err.message[:200], now)
+    spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
+    spend.decided_at = now           # counts against velocity windows from the moment it was signed
+    spend.signed_psbt = None
+    if spend.replaces_id:
+        old = session.get(Spend, spend.replaces_id)
+        if old is not None:
+            old.state, old.replaced_by_id, old.updated_at = "replaced", spend.id, now
+    audit.record(session, actor=actor, action="spend.broadcast", subject=spend.id,
+                 details={"txid": txid, "fee_sat": intent.fee_sat, "policy_version": decision.policy_version}, now=now)
+    return spend
+
+
+def review_held(session: Session, account: Account, *, notify, now: dt.datetime, actor: str) -> list[Spend]:
+    """Re-decide every held spend of `account` with the policy in force now, without
+    signing: a spend the policy now refuses is denied, one that now needs approvals waits
+    for them, one whose delay grew waits longer. A spend that would be signable stays as
+    it is (its release or approval signs it through the gate). The caller holds the
+    account lock. Returns the spends whose state or time changed."""
+    changed = []
+    for spend in session.scalars(select(Spend).where(Spend.account_id == account.id, Spend.state.in_(HELD_STATES))
+                                 .with_for_update()):
+        intent = _stored_intent(spend, sweep=hooks.is_sweep(session, account, _TxidOnly(spend.unsigned_txid)))
+        decision = engine.evaluate(intent, policy_service.current(session, account.id),
+                                   policy_service.ledger(session, account.id, exclude=spend.id), now)
+        verdict = judge(session, account, spend, decision, now)
+        if verdict.action == "sign" or (verdict.action == "delay" and spend.state == "delayed"
+                                        and spend.release_at and verdict.until <= spend.release_at):
+            continue
+        if verdict.action == "await_approval" and spend.state == "awaiting_approval":
+            continue
+        record_decision(session, spend, decision, actor=actor, now=now)
+        _hold(session, _NotifyOnly(notify), account, spend, verdict, psbt_b64=spend.signed_psbt, now=now)
+        changed.append(spend)
+    return changed
+
+
+def record_decision(session: Session, spend: Spend, decision: engine.Decision, *, actor: str,
+                    now: dt.datetime) -> None:
+    spend.decision = decision.as_dict()
+    audit.record(session, actor=actor, action="spend.decision", subject=spend.id,
+                 details={"action": decision.action, "policy_version": decision.policy_version,
+                          "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
+
+
+def unlock_coins(ctx, account: Account, spend: Spend) -> None:
+    """Release the UTXOs bitcoind locked for this spend (best effort: a restart clears them)."""
+    node = getattr(ctx, "node", None)
+    if node is None:
+        return
+    try:
+        wallets.wallet_for(node, ctx.wallet_prefix, account.id).call(
+            "lockunspent", True, [{"txid": i["txid"], "vout": i["vout"]} for i in spend.inputs])
+    except Exception:  # an unlocked or unknown outpoint is not worth failing the request
+        pass
+
+
+# -- internals ----------------------------------------------------------------------------------
+class _TxidOnly:
+    def __init__(self, txid: str):
+        self.txid = txid
+
+
+class _NotifyOnly:
+    """The part of a CosignerContext that holding a spend needs (review has no chain)."""
+    node = None
+    wallet_prefix = ""
+
+    def __init__(self, notify):
+        self.notify = notify
+
+
+def _stored_intent(spend: Spend, sweep: bool) -> engine.Intent:
+    """The policy intent of a held spend from what inspection recorded at submit."""
+    return engine.Intent(tuple((o["address"], o["amount_sat"]) for o in spend.outputs if not o["change"]),
+                         spend.fee_sat, spend.fee_rate, frozenset(f"{i['txid']}:{i['vout']}" for i in spend.inputs),
+                         sweep)
+
+
+def _hold(session: Session, ctx, account: Account, spend: Spend, verdict: Verdict, *, psbt_b64: str,
+          now: dt.datetime) -> None:
+    """Move a spend the gate did not sign to the state its verdict names; notify."""
+    spend.updated_at = now
+    if verdict.action in ("deny", "expired"):
+        held = spend.state in HELD_STATES
+        spend.state = "denied" if verdict.action == "deny" else "expired"
+        spend.signed_psbt, spend.release_at = None, None
+        unlock_coins(ctx, account, spend)
+        if held:
+            ctx.notify(session, account.owner_device_id,
+                       "spend_denied" if verdict.action == "deny" else "approval_expired", now)
+        return
+    if spend.decided_at is None:
+        spend.decided_at = now       # from here the amount counts against velocity limits
+    spend.signed_psbt = psbt_b64.strip()
+    if verdict.action == "await_approval":
+        if spend.state != "awaiting_approval":
+            spend.state = "awaiting_approval"
+            spend.approval_expires_at = now + APPROVAL_TTL
+            schedule(session, "spend.approval_expiry", spend.id, spend.approval_expires_at)
+            rules = policy_service.current(session, account.id).approvals
+            for approver in (rules.devices if rules else ()):
+                ctx.notify(session, approver, "approval_request", now)
+            ctx.notify(session, account.owner_device_id, "spend_awaiting_approval", now)
+        spend.release_at = verdict.decision.release_at and (spend.decided_at + (verdict.decision.release_at - now))
+        return
+    moved = spend.state != "delayed" or spend.release_at != verdict.until
+    spend.state, spend.release_at = "delayed", verdict.until
+    if moved:
+        schedule(session, "spend.release", spend.id, verdict.until)
+        ctx.notify(session, account.owner_device_id, "spend_delayed", now)
+
+
+def _fail(session: Session, ctx, account: Account, spend: Spend, reason: str, now: dt.datetime) -> Spend:
+    spend.state, spend.error, spend.updated_at, spend.signed_psbt = "failed", reason, now, None
+    unlock_coins(ctx, account, spend)
+    audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
+                 details={"reason": reason}, now=now)
+    return spend
+
+
+def _cosign(session: Session, ctx: CosignerContext, account: Account, view, psbt, intent: Intent) -> bytes:
+    """Sign every input with the cosigner key (SIGHASH_ALL) and finalize. The key is
+    decrypted here and nowhere else; it never leaves this function."""
+    key = session.get(CosignerKey, account.server_key_id)
+    root = HDKey.from_string(open_secret(ctx.keyring, SealedSecret(key.kek_id, key.wrapped_dek, key.ciphertext),
+                                         key.id).decode())
+    try:
+        signed = psbt.sign_with(root, SIGHASH.ALL)
+    finally:
+        del root
+    if signed < len(psbt.inputs):
+        raise PsbtRejected("the server could not sign every input", code="cosign_failed")
+    return finalize(psbt, intent.inputs, view)

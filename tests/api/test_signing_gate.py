@@ -1,0 +1,236 @@
+"""The signing gate over HTTP: the three bypasses of the security review (H1, H2, M1)
+are refused, and held spends are re-decided at once when the account freezes or the
+policy tightens. The clock of jobs is passed in; "an hour after the deadline" is made by
+moving the stored deadline back."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import update
+
+from audit.model import AuditEvent
+from client.phone import PhoneWallet
+from client.sdk import CustosClient, DeviceKey
+from cosigner.model import Spend
+from store.base import utcnow
+from store.session import session_scope
+from tests.api.accounts_kit import create, fund
+from tests.api.test_policy import run_due_jobs, signed_spend, submit
+from tests.conftest import flask_transport
+
+STAFF_KEY = "k" * 32
+STAFF = {"Authorization": f"Bearer {STAFF_KEY}"}
+
+
+@pytest.fixture
+def gate_app(app_factory, chain_settings):
+    return app_factory(replace(chain_settings, staff_api_keys=(("alice", STAFF_KEY),)))
+
+
+def _client(app):
+    c = CustosClient("http://localhost", DeviceKey.generate(), transport=flask_transport(app))
+    c.register()
+    return c
+
+
+@pytest.fixture
+def owner(gate_app, chain_node, mine):
+    device, phone = _client(gate_app), PhoneWallet()
+    account = create(device, phone)
+    fund(chain_node, mine, device, account, "0.5")
+    return device, phone, account
+
+
+def _mempool(chain_node) -> set:
+    return set(chain_node.rpc().getrawmempool())
+
+
+def _state(device, spend) -> dict:
+    return device.call("GET", f"/v1/spends/{spend['spend_id']}")
+
+
+def _approve(client, spend):
+    return client.request("POST", f"/v1/spends/{spend['spend_id']}/approvals", {"decision": "approve"})
+
+
+def _with_approver(gate_app, device, account):
+    approver = _client(gate_app)
+    device.call("PUT", f"/v1/accounts/{account['account_id']}/policy",
+                {"approvals": {"above_sat": 0, "required": 1, "devices": [approver.device_id]}})
+    return approver
+
+
+# -- H1: an approval cosigns after a freeze --------------------------------------------------------
+def test_h1_device_approval_after_owner_freeze_is_refused(gate_app, owner, chain_node):
+    device, phone, account = owner
+    approver = _with_approver(gate_app, device, account)
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
+    device.call("POST", f"/v1/accounts/{account['account_id']}/freeze", {"frozen": True})
+    # the freeze re-decided the held spend at once: the owner sees it will not go out
+    assert _state(device, spend)["state"] == "denied"
+    before = _mempool(chain_node)
+    status, _, body = _approve(approver, spend)
+    assert status == 409 and body["error"]["code"] == "not_awaiting_approval"
+    assert _mempool(chain_node) == before and _state(device, spend)["txid"] is None
+
+
+def test_h1_approval_refused_when_frozen_between_hold_and_approval(gate_app, owner, chain_node, chain_settings):
+    """Even if the held spend was not re-decided (a freeze written by another path), the
+    approval itself goes through the gate, which sees the freeze."""
+    device, phone, account = owner
+    approver = _with_approver(gate_app, device, account)
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
+    from cosigner.model import AccountPolicy
+    with session_scope(chain_settings.database_url) as s:  # a freeze stored without the review
+        latest = s.query(AccountPolicy).filter_by(account_id=account["account_id"]) \
+            .order_by(AccountPolicy.version.desc()).first()
+        s.add(AccountPolicy(account_id=account["account_id"], version=latest.version + 1,
+                            rules={**latest.rules, "frozen": True}, created_by="test", created_at=utcnow()))
+    before = _mempool(chain_node)
+    status, _, body = _approve(approver, spend)
+    assert status == 422 and body["error"]["code"] == "policy_denied"
+    assert {"rule": "frozen", "by": "owner"} in body["error"]["details"]["reasons"]
+    assert _mempool(chain_node) == before and _state(device, spend)["state"] == "denied"
+
+
+def test_h1_staff_approval_after_staff_freeze_is_refused(gate_app, chain_node, mine):
+    device, phone = _client(gate_app), PhoneWallet()
+    account = create(device, phone)
+    fund(chain_node, mine, device, account, "0.3")
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"approvals": {"above_sat": 0, "required": 1, "staff": True}})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
+    tc = gate_app.test_client()
+    assert tc.post(f"/v1/admin/accounts/{aid}/freeze", json={"frozen": True, "reason": "customer call"},
+                   headers=STAFF).status_code == 200
+    before = _mempool(chain_node)
+    ok = tc.post(f"/v1/admin/spends/{spend['spend_id']}/approvals", json={"decision": "approve"}, headers=STAFF)
+    assert ok.status_code == 409
+    assert _mempool(chain_node) == before
+    got = _state(device, spend)
+    assert got["state"] == "denied" and {"rule": "frozen", "by": "staff"} in got["policy_preview"]["reasons"]
+
+
+def test_h1_approval_after_its_deadline_is_refused_before_the_job_runs(gate_app, owner, chain_node,
+                                                                      chain_settings):
+    device, phone, account = owner
+    approver = _with_approver(gate_app, device, account)
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
+    with session_scope(chain_settings.database_url) as s:  # an hour after the deadline, job not run
+        s.execute(update(Spend).where(Spend.id == spend["spend_id"])
+                  .values(approval_expires_at=utcnow() - dt.timedelta(hours=1)))
+    before = _mempool(chain_node)
+    status, _, body = _approve(approver, spend)
+    assert status == 409 and body["error"]["code"] == "approval_expired"
+    assert _mempool(chain_node) == before
+    assert _state(device, spend)["state"] == "expired"
+    status, _, body = _approve(approver, spend)  # and it stays refused
+    assert status == 409 and body["error"]["code"] == "approval_expired"
+
+
+# -- H2: a pending loosening change lifts a later freeze -----------------------------------------
+def test_h2_pending_loosening_cannot_lift_a_later_freeze(owner, chain_node, chain_settings):
+    device, phone, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"max_per_tx_sat": 100_000})
+    loose = device.call("PUT", f"/v1/accounts/{aid}/policy", {"max_per_tx_sat": 50_000_000})
+    effective = dt.datetime.fromisoformat(loose["pending_change"]["effective_at"])
+    device.call("POST", f"/v1/accounts/{aid}/freeze", {"frozen": True})
+    run_due_jobs(chain_settings, effective + dt.timedelta(seconds=1))
+    rules = device.call("GET", f"/v1/accounts/{aid}/policy")["rules"]
+    assert rules["max_per_tx_sat"] == 50_000_000 and rules["frozen"] is True  # applied as a diff
+    spend, signed = signed_spend(device, phone, account, chain_node, amount=20_000_000)
+    before = _mempool(chain_node)
+    status, _, body = submit(device, spend, signed)
+    assert status == 422 and body["error"]["details"]["reasons"] == [{"rule": "frozen", "by": "owner"}]
+    assert _mempool(chain_node) == before
+
+
+def test_h2_pending_loosening_cannot_undo_a_later_tightening_or_staff_freeze(gate_app, owner, chain_settings):
+    device, _, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"max_per_tx_sat": 100_000})
+    loose = device.call("PUT", f"/v1/accounts/{aid}/policy", {"max_per_tx_sat": 50_000_000})
+    effective = dt.datetime.fromisoformat(loose["pending_change"]["effective_at"])
+    # after the change was asked for: a daily limit (tightening) and a staff freeze
+    device.call("PUT", f"/v1/accounts/{aid}/policy",
+                {"max_per_tx_sat": 100_000, "limits": [{"window": "24h", "max_sat": 30_000}]})
+    assert gate_app.test_client().post(f"/v1/admin/accounts/{aid}/freeze", json={"frozen": True, "reason": "customer call"},
+                                       headers=STAFF).status_code == 200
+    run_due_jobs(chain_settings, effective + dt.timedelta(seconds=1))
+    rules = device.call("GET", f"/v1/accounts/{aid}/policy")["rules"]
+    assert rules["max_per_tx_sat"] == 50_000_000
+    assert rules["limits"] == [{"window": "24h", "max_sat": 30_000}] and rules["staff_frozen"] is True
+
+
+# -- M1: a delayed spend ignores a tightening -------------------------------------------------------
+def test_m1_delayed_spend_obeys_a_later_tightening(gate_app, owner, chain_node, chain_settings):
+    device, phone, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    held = submit(device, spend, signed)[2]
+    assert held["state"] == "delayed"
+    original = dt.datetime.fromisoformat(held["release_at"])
+    approver = _client(gate_app)
+    device.call("PUT", f"/v1/accounts/{aid}/policy",
+                {"delay_all": True, "delay_seconds": 7 * 86400,
+                 "approvals": {"above_sat": 0, "required": 1, "devices": [approver.device_id]}})
+    # re-decided at once: it now waits for the approval (and then for the 7-day delay)
+    now = _state(device, spend)
+    assert now["state"] == "awaiting_approval"
+    before = _mempool(chain_node)
+    run_due_jobs(chain_settings, original)  # the original release time: the release job is due
+    assert _mempool(chain_node) == before and _state(device, spend)["state"] == "awaiting_approval"
+    done = approver.call("POST", f"/v1/spends/{spend['spend_id']}/approvals", {"decision": "approve"})
+    assert done["state"] == "delayed" and done["txid"] is None
+    later = dt.datetime.fromisoformat(done["release_at"])
+    assert later - original == dt.timedelta(days=6)  # 7 days from the submit, like the first 24 h
+    run_due_jobs(chain_settings, later - dt.timedelta(minutes=1))
+    assert _mempool(chain_node) == before
+    run_due_jobs(chain_settings, later + dt.timedelta(seconds=1))
+    sent = _state(device, spend)
+    assert sent["state"] == "broadcast" and sent["txid"] in _mempool(chain_node)
+
+
+def test_m1_release_job_re_holds_when_the_review_did_not_run(owner, chain_node, chain_settings):
+    """The release itself re-decides: a longer delay written without the review holds the
+    spend again with the new time instead of broadcasting it at the old one."""
+    device, phone, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    original = dt.datetime.fromisoformat(submit(device, spend, signed)[2]["release_at"])
+    from cosigner.model import AccountPolicy
+    with session_scope(chain_settings.database_url) as s:
+        latest = s.query(AccountPolicy).filter_by(account_id=aid).order_by(AccountPolicy.version.desc()).first()
+        s.add(AccountPolicy(account_id=aid, version=latest.version + 1,
+                            rules={**latest.rules, "delay_seconds": 7 * 86400}, created_by="test",
+                            created_at=utcnow()))
+    before = _mempool(chain_node)
+    run_due_jobs(chain_settings, original + dt.timedelta(seconds=1))
+    got = _state(device, spend)
+    assert _mempool(chain_node) == before and got["state"] == "delayed"
+    assert dt.datetime.fromisoformat(got["release_at"]) - original == dt.timedelta(days=6)
+
+
+def test_tightening_denies_held_spends_at_once_and_says_so(owner, chain_node, chain_settings):
+    device, phone, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
+    spend, signed = signed_spend(device, phone, account, chain_node, amount=1_000_000)
+    assert submit(device, spend, signed)[2]["state"] == "delayed"
+    device.call("PUT", f"/v1/accounts/{aid}/policy",
+                {"delay_all": True, "max_per_tx_sat": 500_000})
+    got = _state(device, spend)
+    assert got["state"] == "denied"
+    assert got["policy_preview"]["reasons"][0]["rule"] == "max_per_tx"
+    with session_scope(chain_settings.database_url) as s:
+        actions = [e.action for e in s.query(AuditEvent).filter_by(subject=spend["spend_id"])]
+    assert actions.count("spend.decision") == 2  # at submit, and the review's refusal
