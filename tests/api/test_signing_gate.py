@@ -234,3 +234,22 @@ def test_tightening_denies_held_spends_at_once_and_says_so(owner, chain_node, ch
     with session_scope(chain_settings.database_url) as s:
         actions = [e.action for e in s.query(AuditEvent).filter_by(subject=spend["spend_id"])]
     assert actions.count("spend.decision") == 2  # at submit, and the review's refusal
+
+
+def test_release_job_refuses_a_frozen_account_even_without_the_review(owner, chain_node, chain_settings):
+    """The release re-decides on its own: a freeze stored without the review still stops it."""
+    device, phone, account = owner
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    release_at = dt.datetime.fromisoformat(submit(device, spend, signed)[2]["release_at"])
+    from cosigner.model import AccountPolicy
+    with session_scope(chain_settings.database_url) as s:
+        latest = s.query(AccountPolicy).filter_by(account_id=aid).order_by(AccountPolicy.version.desc()).first()
+        s.add(AccountPolicy(account_id=aid, version=latest.version + 1, rules={**latest.rules, "staff_frozen": True},
+                            created_by="test", created_at=utcnow()))
+    before = _mempool(chain_node)
+    run_due_jobs(chain_settings, release_at + dt.timedelta(seconds=1))
+    got = _state(device, spend)
+    assert _mempool(chain_node) == before and got["state"] == "denied"
+    assert {"rule": "frozen", "by": "staff"} in got["policy_preview"]["reasons"]
