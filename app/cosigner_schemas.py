@@ -62,6 +62,7 @@ class BalanceSchema(Schema):
     trusted_pending = fields.Integer()
     untrusted_pending = fields.Integer()
     immature = fields.Integer()
+    reserved_sat = fields.Integer()
 
 
 class TransactionSchema(Schema):
@@ -72,6 +73,7 @@ class TransactionSchema(Schema):
     confirmations = fields.Integer()
     status = fields.String()
     replaced_by = fields.String(allow_none=True)
+    block_height = fields.Integer(allow_none=True)
     time = fields.Integer()
 
 

@@ -17,7 +17,7 @@ from embit.descriptor import Descriptor
 
 from devnet import descriptors as dsc
 from devnet.chain import COINBASE_MATURITY
-from devnet.derive import spk_deriver
+from chain.derive import spk_deriver
 from devnet.encoding import NETWORK
 from devnet.txutil import TxInfo
 
