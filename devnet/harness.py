@@ -110,7 +110,7 @@ def _start_bitcoind(binary: str, datadir: Path, user: str, password: str, fallba
     port = free_port()
     args = [binary, "-regtest", f"-datadir={datadir}", f"-rpcport={port}", f"-port={free_port()}",
             "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", f"-rpcuser={user}", f"-rpcpassword={password}",
-            f"-fallbackfee={fallbackfee}", "-txindex=1", "-listen=0", "-server=1", "-printtoconsole=0",
+            f"-fallbackfee={fallbackfee}", "-txindex=1", "-blockfilterindex=1", "-listen=0", "-server=1", "-printtoconsole=0",
             "-discover=0", "-dnsseed=0", "-fixedseeds=0", "-keypool=100", "-debug=0"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     node = Node(f"http://127.0.0.1:{port}", user, password, datadir, process=process)

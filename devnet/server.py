@@ -55,9 +55,9 @@ class Context:
 
 
 def method_table() -> dict:
-    from devnet import rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
+    from devnet import rpc_chain, rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
     table = {}
-    for mod in (rpc_node, rpc_wallet, rpc_wallet_tx, rpc_psbt):
+    for mod in (rpc_node, rpc_chain, rpc_wallet, rpc_wallet_tx, rpc_psbt):
         table.update(mod.METHODS)
     return table
 
@@ -147,8 +147,9 @@ class DevnetServer:
 
     def __init__(self, datadir: Path, port: int = 0, *, user: str | None = None,
                  password: str | None = None, fallbackfee: int | None = None,
-                 automine: float | None = None, keypool: int | None = None, host: str = "127.0.0.1"):
-        kwargs = {"fallbackfee": fallbackfee}
+                 automine: float | None = None, keypool: int | None = None, host: str = "127.0.0.1",
+                 blockfilterindex: bool = True):
+        kwargs = {"fallbackfee": fallbackfee, "blockfilterindex": blockfilterindex}
         if keypool is not None:
             kwargs["keypool"] = keypool
         self.node = Node(Path(datadir), **kwargs)

@@ -242,6 +242,16 @@ class Wallet:
         for n in range(len(wtx.ti.tx.vout)):
             self.outputs.pop((txid, n), None)
 
+    def unconfirm(self, txid: str, coinbase: bool = False) -> None:
+        """Its block was disconnected (reorg): the transaction is unconfirmed again; a
+        coinbase cannot be, so it leaves the wallet's active set."""
+        wtx = self.txs.get(txid)
+        if wtx is None:
+            return
+        wtx.height = wtx.block_hash = wtx.block_pos = wtx.block_time = None
+        if coinbase:
+            self.deactivate(txid)
+
     def set_flag(self, txid: str, key: str, value) -> None:
         self.flags.setdefault(txid, {})[key] = value
         if self.store:
