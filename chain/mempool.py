@@ -9,7 +9,8 @@ dropped as conflicted (replacements seen earlier were already marked replaced).
 
 New txids (not in `chain_mempool`) are fetched with batched `getrawtransaction` and
 applied parents first, `BATCH` per database transaction. Unchanged
-`mempool_sequence` and tip → nothing to do (no database read).
+`mempool_sequence` and tip → no fetch, only the (indexed) look for unconfirmed rows
+that left.
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def sync(follower, snapshot: dict, snapshot_at: dt.datetime, report) -> None:
     txids = list(snapshot["txids"]) if isinstance(snapshot, dict) else list(snapshot)
     sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
     key = (sequence, report.tip_height)
-    if sequence is not None and key == follower.last_mempool_sequence and not report.blocks_applied:
-        return
     current = set(txids)
+    if sequence is not None and key == follower.last_mempool_sequence and not report.blocks_applied:
+        report.mempool_gone += _drop_gone(follower, current, snapshot_at)   # e.g. left behind by a reorg
+        return
     with follower.sessions() as session:
         known = set(session.scalars(select(MempoolTx.txid)))
     new = [t for t in txids if t not in known]
