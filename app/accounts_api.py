@@ -15,6 +15,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
+from chain import restore as chain_restore
 from chain.errors import ChainError
 from cosigner import accounts, export, history, policy_service
 from store.base import utcnow
@@ -29,7 +30,7 @@ def account_out(account) -> dict:
             "recovery_key": account.recovery_key, "server_key": accounts.server_key_info(db.session, account),
             "receive_descriptor": account.receive_descriptor, "change_descriptor": account.change_descriptor,
             "imported": account.imported_at is not None, "policy": policy_service.summary(db.session, account),
-            "created_at": account.created_at}
+            "restore": chain_restore.progress(db.session, account.id), "created_at": account.created_at}
 
 
 @bp.route("/accounts", methods=["POST"])

@@ -48,6 +48,7 @@ class AccountSchema(Schema):
     change_descriptor = fields.String(allow_none=True)
     imported = fields.Boolean()
     policy = fields.Dict()
+    restore = fields.Dict(allow_none=True)   # {state, method, from_height, to_height, next_height, blocks_found, error}
     created_at = fields.DateTime()
 
 

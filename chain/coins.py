@@ -107,13 +107,14 @@ def release(session: Session, spend_id: str) -> int:
 
 
 def history(session: Session, account_id: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], bool]:
-    """One page of the account's transactions, newest first: unconfirmed first, then by
-    block height and position in the block. Returns (entries, more)."""
+    """One page of the account's transactions, newest first: unconfirmed (mempool)
+    first, then by block height and position in the block, then the ones that never
+    confirmed (conflicted / replaced). Returns (entries, more)."""
     tip = tip_height(session) or 0
     rows = list(session.scalars(
         select(AccountTx).where(AccountTx.account_id == account_id)
-        .order_by(case((AccountTx.block_height.is_(None), 0), else_=1), AccountTx.block_height.desc(),
-                  AccountTx.block_pos.desc(), AccountTx.id.desc())
+        .order_by(case((AccountTx.state == "mempool", 0), else_=1), case((AccountTx.block_height.is_(None), 1), else_=0),
+                  AccountTx.block_height.desc(), AccountTx.block_pos.desc(), AccountTx.id.desc())
         .offset(offset).limit(limit + 1)))
     more = len(rows) > limit
     out = []

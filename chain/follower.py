@@ -215,11 +215,13 @@ class Follower:
         return self.node.call("getblock", block_hash, self.verbosity)
 
     # ---- one block --------------------------------------------------------------------
-    def apply_block(self, block: BlockData, *, account_filter: str | None = None) -> int:
+    def apply_block(self, block: BlockData, *, account_filter: str | None = None,
+                    extra: Callable[[Session], None] | None = None) -> int:
         """Apply `block` in one transaction. The follower's form (no filter) checks
         that the stored tip is its parent (TipMoved otherwise) and records the block;
         a restore's form (`account_filter`) only indexes that account. Returns rows
-        written (coins created + spent + account transactions)."""
+        written (coins created + spent + account transactions). `extra(session)` runs
+        in the same transaction (a restore's progress)."""
         now = self.clock()
         with self.transaction() as session:
             applier = Applier(session, now, classifiers=self.classifiers, account_filter=account_filter)
@@ -240,7 +242,10 @@ class Follower:
                 top = self.tip(session)
                 tip_height = top.height if top else block.height
                 applier.settle_depth(tip_height)
-            dispatch(self.listeners, session, applier.events, tip_height, now)
+            if account_filter is None:  # a restore indexes history: nothing to notify
+                dispatch(self.listeners, session, applier.events, tip_height, now)
+            if extra is not None:
+                extra(session)
             if self.on_block_written is not None:
                 self.on_block_written(block)
         return stats.coins_created + stats.coins_spent + stats.txs

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from chain import coins as chain_coins
+from chain import restore as chain_restore
 from chain import scripts as chain_scripts
 from chain import wallets
 from chain.model import CHANGE, RECEIVE
@@ -79,6 +80,9 @@ def create(session: Session, ctx: CosignerContext, *, device_id: str, body: dict
     session.add(account)
     session.flush()
     chain_scripts.register_account(session, account.id, branches(account), now)
+    if account.birthday:  # index the account's past from its birthday (scanblocks), in the background
+        chain_restore.request(session, account.id, now)
+        schedule(session, "chain.restore", account.id, now)
     if ctx.import_descriptors:
         schedule(session, "account.import", account.id, now)
     audit.record(session, actor=device_id, action="account.created", subject=account.id,
