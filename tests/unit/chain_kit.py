@@ -149,6 +149,28 @@ class FakeNode(BitcoinRPC):
                 "fee": None}
 
 
+def add_account(url: str, descs: tuple[str, str] | None = None) -> tuple[str, str, str]:
+    """A device and a watch-only account with (receive, change) descriptors, registered
+    in the chain index. Returns (account id, receive, change)."""
+    import datetime as dt
+    from chain import scripts
+    from cosigner.model import Account
+    from devices.model import Device
+    from store.session import session_scope
+    now = dt.datetime.now(dt.timezone.utc)
+    receive, change = descs or random_descriptors()
+    aid, dev = f"acct_{os.urandom(6).hex()}", f"dev_{os.urandom(6).hex()}"
+    with session_scope(url) as s:
+        s.add(Device(id=dev, key_type="ed25519", public_key=b"k" * 32, key_fingerprint=os.urandom(16).hex(),
+                     created_at=now))
+        s.flush()
+        s.add(Account(id=aid, owner_device_id=dev, name="t", network="regtest", template="watch_only",
+                      receive_descriptor=receive, change_descriptor=change, next_receive_index=0, created_at=now))
+        s.flush()
+        scripts.register_account(s, aid, [(0, receive), (1, change)], now)
+    return aid, receive, change
+
+
 def sqlite_url(tmp_path) -> str:
     """A fresh SQLite database with every table (no migrations needed for unit tests)."""
     from app import models  # noqa: F401

@@ -14,10 +14,8 @@ from chain import coins, scripts
 from chain.derive import script_deriver
 from chain.follower import Follower
 from chain.model import GAP_LIMIT, AccountTx, ChainBlock, Coin, ScriptBranch, WatchedScript
-from cosigner.model import Account
-from devices.model import Device
 from store.session import session_scope
-from tests.unit.chain_kit import FakeNode, foreign_script, random_descriptors, sqlite_url, tx
+from tests.unit.chain_kit import FakeNode, add_account, foreign_script, sqlite_url, tx
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -25,21 +23,6 @@ NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def db(tmp_path):
     return sqlite_url(tmp_path)
-
-
-def add_account(url: str, descs=None) -> tuple[str, str, str]:
-    receive, change = descs or random_descriptors()
-    aid = f"acct_{os.urandom(6).hex()}"
-    with session_scope(url) as s:
-        dev = f"dev_{os.urandom(6).hex()}"
-        s.add(Device(id=dev, key_type="ed25519", public_key=b"k" * 32, key_fingerprint=os.urandom(16).hex(),
-                     created_at=NOW))
-        s.flush()
-        s.add(Account(id=aid, owner_device_id=dev, name="t", network="regtest", template="watch_only",
-                      receive_descriptor=receive, change_descriptor=change, next_receive_index=0, created_at=NOW))
-        s.flush()
-        scripts.register_account(s, aid, [(0, receive), (1, change)], NOW)
-    return aid, receive, change
 
 
 def spk(desc: str, i: int) -> bytes:
