@@ -2,7 +2,7 @@
 transactions, the known mempool, restores
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0011 (the signing gate's policy_changes.base_rules; numbered 0007 for the chain-index work)
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import store.base  # noqa: F401  (custom column types)
 
 revision = '0007'
-down_revision = '0006'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
