@@ -1,5 +1,6 @@
 """chain index: watched scripts for every account, blocks seen, coins, account
-transactions, the known mempool, restores
+transactions, the known mempool, restores; the per-wallet watcher's seen_transactions
+goes (chain_account_txs replaces it)
 
 Revision ID: 0007
 Revises: 0011 (the signing gate's policy_changes.base_rules; numbered 0007 for the chain-index work)
@@ -18,6 +19,7 @@ _BIGID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 def upgrade():
+    op.drop_table('seen_transactions')
     op.create_table('chain_branches',
     sa.Column('account_id', sa.String(length=40), nullable=False),
     sa.Column('branch', sa.Integer(), nullable=False),
@@ -143,3 +145,13 @@ def downgrade():
     op.drop_table('chain_blocks')
     op.drop_table('chain_scripts')
     op.drop_table('chain_branches')
+    op.create_table('seen_transactions',
+    sa.Column('id', _BIGID, autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('txid', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('updated_at', store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_seen_transactions_account_id_accounts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_seen_transactions')),
+    sa.UniqueConstraint('account_id', 'txid', name='uq_seen_transactions_tx')
+    )
