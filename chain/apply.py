@@ -52,6 +52,8 @@ class Applier:
         self.account_filter = account_filter
         self.events: list[TxEvent] = []
         self.stats = Stats()
+        self._new_coins: dict[tuple[str, int], Coin] = {}     # transient until _flush_new_coins()
+        self._coins: dict[tuple[str, int], Coin] = {}
 
     # ---- apply ------------------------------------------------------------------------
     def apply(self, txs: list[ChainTx], block: BlockData | None) -> Stats:
@@ -62,21 +64,23 @@ class Applier:
             watched = {k: v for k, v in watched.items() if v[0] == self.account_filter}
         paying = {t.txid for t in txs if any(o.script in watched for o in t.outputs)}
         lookup = {i.txid for t in txs for i in t.inputs} | paying
-        coins = {(c.txid, c.vout): c for c in sql.coins_of_txids(s, list(lookup))
-                 if not self.account_filter or c.account_id == self.account_filter}
+        coins = self._coins = {(c.txid, c.vout): c for c in sql.coins_of_txids(s, list(lookup))
+                               if not self.account_filter or c.account_id == self.account_filter}
         used: dict[tuple[str, int], int] = {}
         used_scripts: list[bytes] = []
         touched: list[tuple[ChainTx, int, dict[str, _Touch]]] = []
         for pos, tx in enumerate(txs):
-            spent = [(i, coins[(i.txid, i.vout)]) for i in tx.inputs if (i.txid, i.vout) in coins]
+            spent = [(i.txid, i.vout) for i in tx.inputs if (i.txid, i.vout) in coins]
             if not spent and tx.txid not in paying:
                 continue
             per: dict[str, _Touch] = {}
-            for _i, coin in spent:
+            for key in spent:
+                coin = coins[key]
                 if coin.spent_by_txid and coin.spent_by_txid != tx.txid:
                     if coin.spent_block_hash is not None and block is None:
                         continue  # already spent in a block: this mempool view is stale
                     self.drop(coin.spent_by_txid, replaced_by=tx.txid, account_id=coin.account_id)
+                    coin = coins[key]           # reloaded by drop()
                 if coin.spent_by_txid != tx.txid or coin.spent_block_hash != bhash:
                     coin.spent_by_txid, coin.spent_height, coin.spent_block_hash = tx.txid, height, bhash
                     self.stats.coins_spent += 1
@@ -94,8 +98,9 @@ class Applier:
                 if coin is None:
                     coin = Coin(txid=tx.txid, vout=out.n, account_id=acct, amount_sat=out.value, script=out.script,
                                 branch=branch, index=index, coinbase=tx.coinbase, own_change=t.sent > 0,
-                                block_height=height, block_hash=bhash, first_seen=self.now)
-                    s.add(coin)
+                                block_height=height, block_hash=bhash, spent_by_txid=None, spent_height=None,
+                                spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=self.now)
+                    self._new_coins[(tx.txid, out.n)] = coin
                     coins[(tx.txid, out.n)] = coin
                     self.stats.coins_created += 1
                 elif block is not None and coin.block_hash != bhash:
@@ -103,9 +108,26 @@ class Applier:
                 used[(acct, branch)] = max(used.get((acct, branch), -1), index)
                 used_scripts.append(out.script)
             touched.append((tx, pos, per))
+        self._flush_new_coins()
         self._write_txs(touched, block)
         self.stats.scripts_derived += script_index.mark_used(s, used, used_scripts)
         return self.stats
+
+    _COIN_COLUMNS = tuple(c.key for c in Coin.__table__.columns)
+
+    def _flush_new_coins(self, reload: bool = False) -> None:
+        """Insert the coins created so far in one multi-row statement (their final
+        state: a coin created and spent in the same block is inserted spent).
+        `reload`: replace the in-memory records by session objects (later changes in
+        the same batch are then flushed by the session)."""
+        if not self._new_coins:
+            return
+        sql.insert_rows(self.session, Coin, [{k: getattr(c, k) for k in self._COIN_COLUMNS}
+                                             for c in self._new_coins.values()])
+        if reload:
+            for key in self._new_coins:
+                self._coins[key] = self.session.get(Coin, key)
+        self._new_coins = {}
 
     def _fee(self, tx: ChainTx, t: _Touch) -> int | None:
         if t.inputs_ours == 0:
@@ -122,8 +144,9 @@ class Applier:
         if not touched:
             return
         s = self.session
-        existing = {(r.account_id, r.txid): r for r in s.scalars(
-            select(AccountTx).where(AccountTx.txid.in_({tx.txid for tx, _, _ in touched})))}
+        existing = {(r.account_id, r.txid): r for r in sql.select_in(s, AccountTx, AccountTx.txid,
+                                                                     [tx.txid for tx, _, _ in touched])}
+        inserts: list[dict] = []
         for tx, pos, per in touched:
             for acct, t in per.items():
                 row = existing.get((acct, tx.txid))
@@ -132,13 +155,14 @@ class Applier:
                 values = dict(received_sat=t.received, sent_sat=t.sent, net_sat=t.received - t.sent,
                               fee_sat=self._fee(tx, t))
                 if row is None:
-                    row = AccountTx(account_id=acct, txid=tx.txid, state=new_state, first_seen=self.now,
-                                    updated_at=self.now, **values)
-                    s.add(row)
+                    inserts.append(dict(account_id=acct, txid=tx.txid, state=new_state, first_seen=self.now,
+                                        updated_at=self.now, replaced_by=None,
+                                        block_height=block.height if block else None,
+                                        block_hash=block.hash if block else None, block_pos=pos if block else None,
+                                        block_time=block.time if block else None, **values))
                     self.stats.txs += 1
-                    self._place(row, block, pos)
                     self.events.append(TxEvent("tx_seen", acct, tx.txid, None, new_state, direction,
-                                               row.block_height))
+                                               block.height if block else None))
                     continue
                 if block is None and row.state in ("mempool", "confirmed", "deep"):
                     continue  # already known; a mempool view never downgrades a confirmation
@@ -152,6 +176,7 @@ class Applier:
                 self._place(row, block, pos)
                 self.events.append(TxEvent("tx_state", acct, tx.txid, old, new_state, direction,
                                            row.block_height))
+        sql.insert_rows(s, AccountTx, inserts)
 
     @staticmethod
     def _place(row: AccountTx, block: BlockData | None, pos: int) -> None:
@@ -177,6 +202,7 @@ class Applier:
         whatever spent them is dropped too, as conflicted), the coins it spent are free
         again. Confirmed rows are never touched. Returns account rows changed."""
         s = self.session
+        self._flush_new_coins(reload=True)
         rows = list(s.scalars(select(AccountTx).where(AccountTx.txid == txid, AccountTx.state == "mempool")))
         if not rows:
             return 0

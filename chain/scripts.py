@@ -62,34 +62,42 @@ def register_account(session: Session, account_id: str, branches: list[tuple[int
 
 def _derive_to(session: Session, row: ScriptBranch, upto: int) -> int:
     """Derive and watch scripts (row.derived_to, upto]; updates row.derived_to."""
-    if not row.ranged or upto <= row.derived_to:
-        return 0
-    derive = script_deriver(row.descriptor)
-    rows = [dict(script=derive(i), account_id=row.account_id, branch=row.branch, index=i, used=False)
-            for i in range(row.derived_to + 1, upto + 1)]
-    sql.insert_scripts(session, rows)
-    row.derived_to = upto
-    return len(rows)
+    return sql.insert_scripts(session, _derivations(row, upto))
 
 
 def mark_used(session: Session, used: dict[tuple[str, int], int], scripts: list[bytes]) -> int:
     """A block or mempool tx paid `scripts`; `used` maps (account, branch) → the highest
     index paid. Marks the scripts used, moves highest_used, derives the refill so every
     ranged branch keeps GAP_LIMIT unused scripts ahead. Returns scripts derived.
-    Locks the branch rows (sorted, so concurrent callers never deadlock)."""
+    Set queries: the branch rows are locked in one statement (sorted, so concurrent
+    callers never deadlock) and the refill is one multi-row insert."""
     if scripts:
         sql.mark_scripts_used(session, scripts)
-    derived = 0
-    for (account_id, branch) in sorted(used):
-        row = session.scalar(select(ScriptBranch).where(ScriptBranch.account_id == account_id,
-                                                         ScriptBranch.branch == branch).with_for_update())
-        if row is None:
+    if not used:
+        return 0
+    rows = sql.select_in(session, ScriptBranch, ScriptBranch.account_id, sorted({a for a, _ in used}),
+                         for_update=True, order_by=(ScriptBranch.account_id, ScriptBranch.branch))
+    new_rows: list[dict] = []
+    for row in rows:
+        top = used.get((row.account_id, row.branch))
+        if top is None:
             continue
-        top = used[(account_id, branch)]
         if row.highest_used is None or top > row.highest_used:
             row.highest_used = top
-        derived += _derive_to(session, row, max(row.highest_used, row.next_index - 1) + GAP_LIMIT)
-    return derived
+        new_rows.extend(_derivations(row, max(row.highest_used, row.next_index - 1) + GAP_LIMIT))
+    sql.insert_scripts(session, new_rows)
+    return len(new_rows)
+
+
+def _derivations(row: ScriptBranch, upto: int) -> list[dict]:
+    """Rows for scripts (row.derived_to, upto] (not written); moves row.derived_to."""
+    if not row.ranged or upto <= row.derived_to:
+        return []
+    derive = script_deriver(row.descriptor)
+    out = [dict(script=derive(i), account_id=row.account_id, branch=row.branch, index=i, used=False)
+           for i in range(row.derived_to + 1, upto + 1)]
+    row.derived_to = upto
+    return out
 
 
 def take_index(session: Session, account_id: str, branch: int = 1) -> tuple[int, bytes]:

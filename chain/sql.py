@@ -26,7 +26,7 @@ def chunks(values: Sequence, size: int) -> Iterable[Sequence]:
         yield values[i:i + size]
 
 
-def _member(session: Session, column, values: list):
+def member(session: Session, column, values: list):
     """[(condition, ...)] covering `values`: one `= ANY` on PostgreSQL, IN chunks else."""
     if is_postgres(session):
         param = bindparam(f"v_{column.key}", values, type_=postgresql.ARRAY(column.type))
@@ -40,7 +40,7 @@ def match_scripts(session: Session, scripts: list[bytes]) -> dict[bytes, tuple[s
     if not scripts:
         return out
     cols = (WatchedScript.script, WatchedScript.account_id, WatchedScript.branch, WatchedScript.index)
-    for cond in _member(session, WatchedScript.script, list(set(scripts))):
+    for cond in member(session, WatchedScript.script, list(set(scripts))):
         for spk, acct, branch, index in session.execute(select(*cols).where(cond)):
             out[bytes(spk)] = (acct, branch, index)
     return out
@@ -51,7 +51,7 @@ def coins_of_txids(session: Session, txids: list[str], *, for_update: bool = Fal
     rows: list[Coin] = []
     if not txids:
         return rows
-    for cond in _member(session, Coin.txid, list(set(txids))):
+    for cond in member(session, Coin.txid, list(set(txids))):
         stmt = select(Coin).where(cond)
         if for_update:
             stmt = stmt.with_for_update()
@@ -59,11 +59,33 @@ def coins_of_txids(session: Session, txids: list[str], *, for_update: bool = Fal
     return rows
 
 
+def select_in(session: Session, model, column, values: list, *, for_update: bool = False,
+              order_by=()) -> list:
+    """ORM rows of `model` whose `column` is in `values` (set query, see `member`)."""
+    rows: list = []
+    if not values:
+        return rows
+    for cond in member(session, column, list(set(values))):
+        stmt = select(model).where(cond)
+        if order_by:
+            stmt = stmt.order_by(*order_by)
+        if for_update:
+            stmt = stmt.with_for_update()
+        rows.extend(session.scalars(stmt))
+    return rows
+
+
+def insert_rows(session: Session, model, rows: list[dict]) -> None:
+    """Plain multi-row INSERT (DBAPI executemany, pipelined by psycopg); no RETURNING."""
+    if rows:
+        session.connection().execute(model.__table__.insert(), rows)
+
+
 def coins_spent_by(session: Session, txids: list[str]) -> list[Coin]:
     rows: list[Coin] = []
     if not txids:
         return rows
-    for cond in _member(session, Coin.spent_by_txid, list(set(txids))):
+    for cond in member(session, Coin.spent_by_txid, list(set(txids))):
         rows.extend(session.scalars(select(Coin).where(cond)))
     return rows
 
@@ -73,7 +95,7 @@ def insert_ignore(session: Session, model, rows: list[dict]) -> int:
     if not rows:
         return 0
     dialect = postgresql if is_postgres(session) else sqlite
-    session.execute(dialect.insert(model).on_conflict_do_nothing(), rows)
+    session.connection().execute(dialect.insert(model.__table__).on_conflict_do_nothing(), rows)
     return len(rows)
 
 
@@ -82,5 +104,5 @@ def insert_scripts(session: Session, rows: list[dict]) -> int:
 
 
 def mark_scripts_used(session: Session, scripts: list[bytes]) -> None:
-    for cond in _member(session, WatchedScript.script, list(set(scripts))):
+    for cond in member(session, WatchedScript.script, list(set(scripts))):
         session.execute(update(WatchedScript).where(cond, WatchedScript.used.is_(False)).values(used=True))
