@@ -42,6 +42,7 @@ class Node:
         self.block_feerates: list[list[float]] = [[]]      # sat/vB per tx, per height
         self.block_fees: list[list[int]] = [[]]            # sat per non-coinbase tx, per height
         self.stopping = threading.Event()
+        self.zmq = None                                    # devnet.zmqpub.Publisher when publishing
         self.invalid: set[str] = set()                      # invalidateblock'd hashes
         self.reverse_seq = -1                              # next preciousblock sequence id
         for height, raw in self.store.blocks():
@@ -83,6 +84,11 @@ class Node:
             for old in acc.replaced:
                 w.deactivate(old, replaced_by=ti.txid)
             w.add_tx(ti, now=acc.entry.time)
+        if self.zmq is not None:  # each event carries the sequence number it used, as in Core
+            seq = self.mempool.sequence - 1 - len(acc.replaced)
+            for n, old in enumerate(acc.replaced):
+                self.zmq.tx_removed(old, seq + n)
+            self.zmq.tx_added(ti.txid, self.mempool.sequence - 1)
         return acc
 
     def lookup_tx(self, txid: str):
@@ -150,6 +156,10 @@ class Node:
         self.block_feerates.append(rates)
         self.block_fees.append(fees)
         evicted = self.mempool.remove_for_block(blk.txs[1:])
+        if self.zmq is not None and persist:
+            for e in evicted:
+                self.zmq.tx_removed(e.ti.txid, self.mempool.sequence)
+            self.zmq.block_connected(blk.hash)
         for w in self.wallets.values():
             for pos, t in enumerate(blk.txs):
                 w.add_tx(t, bi.height, blk, pos)

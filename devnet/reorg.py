@@ -53,6 +53,8 @@ def disconnect_tip(node) -> BlockIndex:
     for w in node.wallets.values():
         for pos, t in enumerate(bi.block.txs):
             w.unconfirm(t.txid, coinbase=pos == 0)
+    if node.zmq is not None:
+        node.zmq.block_disconnected(bi.hash)
     return bi
 
 
