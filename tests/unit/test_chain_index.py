@@ -265,3 +265,30 @@ def test_take_index_derives_ahead_and_reservations_hide_coins(db):
         later = NOW + dt.timedelta(minutes=16)
         assert len(coins.spendable(s, aid, later)) == 2              # the reservation expired
         assert coins.release(s, "spend_x") == 1
+
+
+def test_observe_transaction_marks_inputs_spent_at_once(db):
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+    from chain.model import MempoolTx
+    from chain.observe import observe_transaction
+    aid, receive, change = add_account(db)
+    node = FakeNode()
+    f, _ = follower(db, node)
+    fund = tx([(os.urandom(32).hex(), 0, 100_000, foreign_script())], [(90_000, spk(receive, 0))])
+    node.mine([fund])
+    f.run_once()
+    raw = Transaction(version=2, vin=[TransactionInput(bytes.fromhex(fund["txid"]), 0)],
+                      vout=[TransactionOutput(50_000, Script(foreign_script())),
+                            TransactionOutput(39_000, Script(spk(change, 0)))])
+    with session_scope(db) as s:
+        assert observe_transaction(s, raw.serialize().hex(), NOW) == 1
+        assert observe_transaction(s, raw.serialize().hex(), NOW) == 0            # idempotent
+    with session_scope(db) as s:
+        assert s.get(Coin, (fund["txid"], 0)).spent_by_txid == raw.txid().hex()
+        assert coins.balance(s, aid, NOW)["trusted_pending"] == 39_000
+        assert s.get(MempoolTx, raw.txid().hex()) is not None
+        assert s.scalar(select(AccountTx.fee_sat).where(AccountTx.txid == raw.txid().hex())) == 1_000
+    with pytest.raises(ValueError):
+        with session_scope(db) as s:
+            observe_transaction(s, "00ff", NOW)
