@@ -5,7 +5,7 @@
 - Read at scrape time from the database and bitcoind (the truth, shared by every API and
   worker process): spends by state, cosign decisions by action, recovery cases by state,
   message queue depth and oldest age, push/mail failures, scheduled jobs, chain tip age,
-  watcher lag, heartbeats.
+  block-follower lag, heartbeats.
 
 `metrics_app(settings)` is a WSGI app answering `/metrics`. `create_app` serves it on
 METRICS_BIND:METRICS_PORT in a thread when METRICS_PORT is set (one process); with
@@ -183,7 +183,7 @@ class DatabaseCollector:
                     GaugeMetricFamily("custos_chain_tip_age_seconds", "Seconds since the best block's timestamp",
                                       value=report["tip_age_seconds"]),
                     GaugeMetricFamily("custos_chain_watcher_lag_blocks",
-                                      "Blocks between the tip and the furthest-behind account watcher",
+                                      "Blocks between the node's tip and the chain index's tip (block follower lag)",
                                       value=report["watcher_lag_blocks"])]
         return out
 

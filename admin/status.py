@@ -1,5 +1,5 @@
 """System status for operators: database, broker queue depths, workers seen recently,
-beat's last run, bitcoind reachability, chain tip height and age, chain-watcher lag.
+beat's last run, bitcoind reachability, chain tip height and age, block-follower lag.
 
 Every probe reports instead of raising; details name failure classes, never URLs with
 credentials. Used by GET /v1/admin/status, the console dashboard and /metrics.
@@ -85,29 +85,19 @@ def jobs(session: Session, now: dt.datetime) -> dict:
 
 
 def chain(session: Session, rpc, now: dt.datetime) -> dict:
-    """bitcoind reachable, tip height and age, and the chain watcher's lag: blocks
-    between the tip and the oldest position any imported account's watcher holds."""
+    """bitcoind reachable, tip height and age, and the block follower's lag: blocks
+    between the node's tip and the chain index's tip (None before its first pass)."""
     def run():
-        from cosigner.model import Account
+        from chain.coins import tip_height
         node = rpc.with_timeout(3)
         info = node.call("getblockchaininfo")
         tip = node.call("getblockheader", info["bestblockhash"])
         tip_time = dt.datetime.fromtimestamp(int(tip["time"]), dt.timezone.utc)
-        cursors = set(session.scalars(select(Account.chain_cursor).where(Account.imported_at.is_not(None))))
-        lag = 0
-        unwatched = 0
-        for cursor in cursors:
-            if not cursor:
-                unwatched += 1
-                continue
-            try:
-                height = int(node.call("getblockheader", cursor)["height"])
-            except Exception:  # a cursor on a block the node forgot (reorg): counts as fully behind
-                height = 0
-            lag = max(lag, int(info["blocks"]) - height)
+        indexed = tip_height(session)
+        lag = int(info["blocks"]) - indexed if indexed is not None else int(info["blocks"])
         return {"chain": info.get("chain"), "height": int(info["blocks"]), "tip_time": tip_time.isoformat(),
                 "tip_age_seconds": round((now - tip_time).total_seconds(), 1),
-                "watcher_lag_blocks": lag, "accounts_not_yet_watched": unwatched}
+                "indexed_height": indexed, "watcher_lag_blocks": max(0, lag)}
     return _probe(run)
 
 

@@ -15,6 +15,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
+from chain import restore as chain_restore
 from chain.errors import ChainError
 from cosigner import accounts, export, history, policy_service
 from store.base import utcnow
@@ -29,7 +30,7 @@ def account_out(account) -> dict:
             "recovery_key": account.recovery_key, "server_key": accounts.server_key_info(db.session, account),
             "receive_descriptor": account.receive_descriptor, "change_descriptor": account.change_descriptor,
             "imported": account.imported_at is not None, "policy": policy_service.summary(db.session, account),
-            "created_at": account.created_at}
+            "restore": chain_restore.progress(db.session, account.id), "created_at": account.created_at}
 
 
 @bp.route("/accounts", methods=["POST"])
@@ -39,15 +40,17 @@ def account_out(account) -> dict:
 @bp.response(201, AccountSchema)
 def create_account(body):
     """Create an account: the server adds its cosigner key, builds the descriptors and
-    imports them into bitcoind as a watch-only wallet (retried by a job if bitcoind is down)."""
+    starts watching the account's first scripts (no bitcoind call; with
+    BITCOIND_IMPORT_DESCRIPTORS the descriptors are also mirrored into a Core wallet)."""
     ctx = deps().cosigner
     with committing():
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
-    try:
-        with committing():
-            accounts.import_wallet(db.session, ctx, account.id, utcnow())
-    except ChainError as err:  # the account.import job converges later
-        log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
+    if ctx.import_descriptors:  # the optional Core mirror; Custos never reads it
+        try:
+            with committing():
+                accounts.import_wallet(db.session, ctx, account.id, utcnow())
+        except ChainError as err:  # the account.import job converges later
+            log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
     return account_out(account)
 
 
@@ -88,8 +91,9 @@ def list_addresses(account_id):
 @signed
 @bp.response(200, BalanceSchema)
 def balance(account_id):
-    """Integer satoshis: confirmed, trusted pending (own change), untrusted pending, immature."""
-    return accounts.balance(deps().cosigner, accounts.get_owned(db.session, account_id, g.device.id))
+    """Integer satoshis from the chain index: confirmed, trusted pending (own change),
+    untrusted pending, immature, reserved (part of confirmed held by built spends)."""
+    return accounts.balance(db.session, accounts.get_owned(db.session, account_id, g.device.id), utcnow())
 
 
 @bp.route("/accounts/<account_id>/transactions", methods=["GET"])
@@ -98,7 +102,7 @@ def balance(account_id):
 @bp.response(200, TransactionPageSchema)
 def transactions(query, account_id):
     account = accounts.get_owned(db.session, account_id, g.device.id)
-    return history.transactions(deps().cosigner, account, cursor=int(query.get("cursor", 0)), limit=query["limit"])
+    return history.transactions(db.session, account, cursor=int(query.get("cursor", 0)), limit=query["limit"])
 
 
 @bp.route("/accounts/<account_id>/export", methods=["GET"])

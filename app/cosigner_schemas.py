@@ -48,6 +48,7 @@ class AccountSchema(Schema):
     change_descriptor = fields.String(allow_none=True)
     imported = fields.Boolean()
     policy = fields.Dict()
+    restore = fields.Dict(allow_none=True)   # {state, method, from_height, to_height, next_height, blocks_found, error}
     created_at = fields.DateTime()
 
 
@@ -62,6 +63,7 @@ class BalanceSchema(Schema):
     trusted_pending = fields.Integer()
     untrusted_pending = fields.Integer()
     immature = fields.Integer()
+    reserved_sat = fields.Integer()
 
 
 class TransactionSchema(Schema):
@@ -72,6 +74,7 @@ class TransactionSchema(Schema):
     confirmations = fields.Integer()
     status = fields.String()
     replaced_by = fields.String(allow_none=True)
+    block_height = fields.Integer(allow_none=True)
     time = fields.Integer()
 
 

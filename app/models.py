@@ -2,6 +2,7 @@
 Add a line here when a package gains a model module."""
 import admin.model  # noqa: F401
 import audit.model  # noqa: F401
+import chain.model  # noqa: F401
 import cosigner.model  # noqa: F401
 import devices.model  # noqa: F401
 import devices.idempotency  # noqa: F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import logging
 import socket
 from decimal import Decimal
@@ -114,6 +115,50 @@ class BitcoinRPC:
             raise RPCUnavailable(f"bitcoind at {self.endpoint} unreachable: {type(exc).__name__}") from None
         except ValueError:
             raise RPCUnavailable(f"bitcoind at {self.endpoint} sent an unreadable answer") from None
+
+    def batch(self, calls: list[tuple[str, list]]) -> list:
+        """Send `calls` [(method, params)] as ONE JSON-RPC 2.0 batch request (Core and
+        devnet both accept arrays). Returns, in order, each call's result or an
+        RPCError instance for a call that failed (not raised). Raises RPCUnavailable
+        when the node cannot be reached. Used for the mempool pass, never with
+        parameters that could be secret."""
+        if not calls:
+            return []
+        body = json.dumps([{"jsonrpc": "2.0", "id": n, "method": m, "params": list(p)}
+                           for n, (m, p) in enumerate(calls)], default=str).encode()
+        path = f"/wallet/{quote(self.wallet, safe='')}" if self.wallet is not None else "/"
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=self._timeout)
+        auth = base64.b64encode(f"{self._user}:{self._password}".encode()).decode()
+        try:
+            conn.request("POST", path, body, {"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RPCUnavailable(f"bitcoind at {self.endpoint} answered HTTP {resp.status} to a batch")
+            answers = json.loads(data, parse_float=Decimal)
+        except (OSError, socket.timeout, http.client.HTTPException):
+            raise RPCUnavailable(f"bitcoind at {self.endpoint} unreachable") from None
+        except ValueError:
+            raise RPCUnavailable(f"bitcoind at {self.endpoint} sent an unreadable answer") from None
+        finally:
+            conn.close()
+        if not isinstance(answers, list):
+            raise RPCUnavailable(f"bitcoind at {self.endpoint} did not answer the batch with an array")
+        out: list = [RPCError(-32603, "no answer")] * len(calls)
+        for a in answers:
+            n = a.get("id")
+            if not isinstance(n, int) or not 0 <= n < len(calls):
+                continue
+            err = a.get("error")
+            if err:
+                code = int(err.get("code", -1))
+                if code in TRANSIENT_CODES:
+                    raise RPCUnavailable(f"bitcoind at {self.endpoint}: {err.get('message', '')}")
+                out[n] = RPCError(code, str(err.get("message", "")))
+            else:
+                out[n] = a.get("result")
+        return out
 
     def __getattr__(self, name: str):
         if name.startswith("_"):

@@ -70,4 +70,15 @@ def cosigner_context(settings, notify=None):
         network=settings.network, wallet_prefix=settings.bitcoind_wallet_prefix,
         caps=FeeCaps(settings.max_fee_sat, settings.max_fee_rate, settings.max_fee_share),
         keyring=keyring_from_settings(settings), node=bitcoind(settings),
-        notify=notify or push_notify)
+        notify=notify or push_notify, import_descriptors=settings.bitcoind_import_descriptors)
+
+
+def chain_follower(settings, notify=None, **kwargs):
+    """The block follower over settings' database and bitcoind, with the cosigner's
+    listener (spend states, notifications) and classifier wired in."""
+    from chain.follower import Follower
+    from cosigner import chainevents
+    from messaging.notify import notify as push_notify
+    listener = chainevents.Listener(notify or push_notify)
+    return Follower(bitcoind(settings), settings.database_url, listeners=(listener,),
+                    classifiers=(chainevents.classify,), start_height=settings.chain_start_height, **kwargs)

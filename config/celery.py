@@ -7,7 +7,7 @@ BEAT_SCHEDULE = {
     "purge-expired-nonces": ("workers.tasks.purge_expired_nonces", 300.0),
     "beat-heartbeat": ("workers.tasks.heartbeat", 30.0),
     "verify-audit-chain": ("workers.tasks.verify_audit_chain", 3600.0),
-    "watch-chain": ("workers.tasks.watch_chain", "chain_watch_interval"),
+    "follow-chain": ("workers.tasks.follow_chain", "chain_watch_interval"),
     "messaging-flush-pushes": ("workers.messaging_tasks.flush_notifications", None),
     "messaging-expire": ("workers.messaging_tasks.expire", 3600.0),
     "recovery-custody-checks": ("workers.recovery_tasks.custody_checks", "custody_check_interval"),

@@ -85,6 +85,9 @@ class Settings:
     bitcoind_cookie_file: str | None = None       # BITCOIND_RPC_COOKIE (overrides user/password)
     bitcoind_wallet_prefix: str = "custos-"       # BITCOIND_WALLET_PREFIX
     bitcoind_timeout: float = 30.0                # BITCOIND_TIMEOUT seconds
+    bitcoind_import_descriptors: bool = True      # BITCOIND_IMPORT_DESCRIPTORS (mirror accounts into Core watch-only wallets)
+    bitcoind_zmq_url: str | None = None           # BITCOIND_ZMQ_URL (Core's -zmqpubhashblock/-zmqpubsequence: wake the follower)
+    chain_start_height: int | None = None         # CHAIN_START_HEIGHT (where an empty chain index starts; default: the tip)
     network: str = "regtest"                      # NETWORK
     master_key: str | None = dataclasses.field(default=None, repr=False)  # MASTER_KEY (base64, 32 bytes)
     master_key_file: str | None = None            # MASTER_KEY_FILE
@@ -112,7 +115,7 @@ class Settings:
     max_fee_sat: int = 5_000_000                  # MAX_FEE_SAT hard cap on any spend's fee
     max_fee_rate: float = 2_000.0                 # MAX_FEE_RATE sat/vB hard cap
     max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
-    chain_watch_interval: float = 10.0            # CHAIN_WATCH_INTERVAL seconds (beat)
+    chain_watch_interval: float = 5.0             # CHAIN_WATCH_INTERVAL seconds (beat: block follower pass)
     policy_loosen_delay: int = 72 * 3600          # POLICY_LOOSEN_DELAY seconds (min 3600)
     staff_api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # STAFF_API_KEYS "id:key,id:key" (interim staff auth)
     # messaging (issue #6)
@@ -163,6 +166,10 @@ class Settings:
             bitcoind_cookie_file=e.get("BITCOIND_RPC_COOKIE") or None,
             bitcoind_wallet_prefix=e.get("BITCOIND_WALLET_PREFIX", cls.bitcoind_wallet_prefix),
             bitcoind_timeout=_float("BITCOIND_TIMEOUT", e.get("BITCOIND_TIMEOUT"), 30.0),
+            bitcoind_import_descriptors=_bool(e.get("BITCOIND_IMPORT_DESCRIPTORS"), True),
+            bitcoind_zmq_url=e.get("BITCOIND_ZMQ_URL") or None,
+            chain_start_height=(_int("CHAIN_START_HEIGHT", e.get("CHAIN_START_HEIGHT"), 0)
+                                if e.get("CHAIN_START_HEIGHT") else None),
             network=e.get("NETWORK", "regtest"),
             master_key=e.get("MASTER_KEY") or None,
             master_key_file=e.get("MASTER_KEY_FILE") or None,
@@ -190,7 +197,7 @@ class Settings:
             max_fee_sat=_int("MAX_FEE_SAT", e.get("MAX_FEE_SAT"), 5_000_000),
             max_fee_rate=_float("MAX_FEE_RATE", e.get("MAX_FEE_RATE"), 2_000.0),
             max_fee_share=_float("MAX_FEE_SHARE", e.get("MAX_FEE_SHARE"), 0.25),
-            chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 10.0),
+            chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 5.0),
             staff_api_keys=_staff_keys(e.get("STAFF_API_KEYS", "")),
             policy_loosen_delay=_int("POLICY_LOOSEN_DELAY", e.get("POLICY_LOOSEN_DELAY"), 72 * 3600),
             message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),

@@ -1,7 +1,9 @@
-"""Account use cases: create (keys, descriptors, sealed server key, bitcoind import),
-read, issue receive addresses under a gap limit, balance, history, export.
+"""Account use cases: create (keys, descriptors, sealed server key, the account's first
+watched scripts in the chain index), read, issue receive addresses under a gap limit,
+balance, history, export; the optional mirror into a Core watch-only wallet.
 
 Services take an open session (the caller's transaction), a CosignerContext and `now`.
+Nothing here calls bitcoind except `import_wallet` (the opt-in mirror).
 """
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ import secrets
 from embit.bip32 import HDKey
 from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
+from chain import coins as chain_coins
+from chain import restore as chain_restore
+from chain import scripts as chain_scripts
 from chain import wallets
+from chain.model import CHANGE, RECEIVE
 from cosigner import descriptors as d
 from cosigner.context import CosignerContext
 from cosigner.errors import AccountNotFound, GapLimit, InvalidDescriptor, InvalidKey
@@ -35,8 +41,10 @@ def _new_id(prefix: str) -> str:
 
 
 def create(session: Session, ctx: CosignerContext, *, device_id: str, body: dict, now: dt.datetime) -> Account:
-    """Create an account for `device_id`. Validates everything before writing anything.
-    The bitcoind import is scheduled as a durable job (`account.import`) in the same
+    """Create an account for `device_id`. Validates everything before writing anything,
+    then writes the account, its sealed server key and its first watched scripts
+    (chain index; no bitcoind call). With the Core mirror on (`ctx.import_descriptors`)
+    the import is scheduled as a durable job (`account.import`) in the same
     transaction; callers may also run `import_wallet` right after commit."""
     network = body["network"]
     if network != ctx.network:
@@ -71,10 +79,24 @@ def create(session: Session, ctx: CosignerContext, *, device_id: str, body: dict
         account.receive_descriptor, account.change_descriptor = desc.receive, desc.change
     session.add(account)
     session.flush()
-    schedule(session, "account.import", account.id, now)
+    chain_scripts.register_account(session, account.id, branches(account), now)
+    if account.birthday:  # index the account's past from its birthday (scanblocks), in the background
+        chain_restore.request(session, account.id, now)
+        schedule(session, "chain.restore", account.id, now)
+    if ctx.import_descriptors:
+        schedule(session, "account.import", account.id, now)
     audit.record(session, actor=device_id, action="account.created", subject=account.id,
                  details={"template": template, "network": network}, now=now)
     return account
+
+
+def branches(account: Account) -> list[tuple[int, str]]:
+    """The account's derivation branches for the chain index: (0, receive) and
+    (1, change) descriptors; a watch-only address list is one non-ranged branch 0."""
+    out = [(RECEIVE, account.receive_descriptor)]
+    if account.change_descriptor:
+        out.append((CHANGE, account.change_descriptor))
+    return out
 
 
 def _watch_only(account: Account, body: dict, network: str) -> None:
@@ -181,10 +203,7 @@ def issue_address(session: Session, ctx: CosignerContext, account: Account, now:
         raise GapLimit("this watch-only account has a fixed address list", code="not_ranged")
     issued = account.next_receive_index
     if issued >= GAP_LIMIT:
-        used = _used_addresses(ctx, account)
-        highest_used = session.scalar(select(func.max(IssuedAddress.index)).where(
-            IssuedAddress.account_id == account.id, IssuedAddress.branch == 0,
-            IssuedAddress.address.in_(used))) if used else None
+        highest_used = chain_scripts.highest_used(session, account.id, RECEIVE)
         unused_ahead = issued - (highest_used + 1 if highest_used is not None else 0)
         if unused_ahead >= GAP_LIMIT:
             raise GapLimit(f"{unused_ahead} issued addresses are still unused; use one before asking for more",
@@ -201,17 +220,12 @@ def _ranged(account: Account) -> bool:
     return "*" in account.receive_descriptor
 
 
-def _used_addresses(ctx: CosignerContext, account: Account) -> list[str]:
-    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
-    txs = wallet.call("listsinceblock", "", 1, True).get("transactions", [])
-    return sorted({t["address"] for t in txs if t.get("category") in ("receive", "generate", "immature")
-                   and t.get("address")})
-
-
 def issued_addresses(session: Session, account: Account) -> list[IssuedAddress]:
     return list(session.scalars(select(IssuedAddress).where(IssuedAddress.account_id == account.id)
                                 .order_by(IssuedAddress.index)))
 
 
-def balance(ctx: CosignerContext, account: Account) -> dict:
-    return wallets.balances(wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id))
+def balance(session: Session, account: Account, now: dt.datetime) -> dict:
+    """Integer satoshis from the chain index: confirmed, trusted_pending (own change),
+    untrusted_pending, immature, reserved_sat (part of confirmed held by built spends)."""
+    return chain_coins.balance(session, account.id, now)

@@ -16,4 +16,5 @@ class CosignerContext:
     keyring: KeyWrapper
     node: object                                   # chain.rpc.BitcoinRPC
     notify: Callable[..., None]                    # notify(session, device_id, kind, now)
+    import_descriptors: bool = True                # BITCOIND_IMPORT_DESCRIPTORS: mirror into Core wallets
 

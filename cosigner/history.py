@@ -1,14 +1,15 @@
-"""Account history and fee estimates, read from bitcoind and shaped for the API.
-Integer satoshis everywhere; Decimal BTC stays inside chain/."""
+"""Account history (from the chain index) and fee estimates (from bitcoind), shaped for
+the API. Integer satoshis everywhere; Decimal BTC stays inside chain/."""
 from __future__ import annotations
 
 import threading
 import time
 
-from chain import wallets
+from sqlalchemy.orm import Session
+
+from chain import coins as chain_coins
 from chain.rpc import btc_to_sat
 from cosigner.context import CosignerContext
-from cosigner.watcher import status_of
 
 FEE_TARGETS = (1, 3, 6, 12, 24, 144)
 FEE_CACHE_SECONDS = 30.0
@@ -16,42 +17,13 @@ _fee_cache: dict[str, tuple[float, dict]] = {}
 _fee_lock = threading.Lock()
 
 
-def transactions(ctx: CosignerContext, account, *, cursor: int, limit: int) -> dict:
-    """One page, newest first. `cursor` counts transactions already seen (an offset into
-    bitcoind's list); `next_cursor` is None on the last page."""
-    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
-    entries = wallet.call("listtransactions", "*", limit * 4, cursor, True)
-    grouped: dict[str, dict] = {}
-    order: list[str] = []
-    for e in entries:
-        txid = e["txid"]
-        if txid not in grouped:
-            grouped[txid] = {"txid": txid, "send": 0, "receive": 0, "fee_sat": None, "entry": e}
-            order.append(txid)
-        g = grouped[txid]
-        amount = btc_to_sat(abs(e["amount"]))
-        if e["category"] == "send":
-            g["send"] += amount
-            if "fee" in e:
-                g["fee_sat"] = btc_to_sat(abs(e["fee"]))
-        elif e["category"] in ("receive", "generate", "immature"):
-            g["receive"] += amount
-    page = []
-    for txid in reversed(order):
-        g = grouped[txid]
-        e = g["entry"]
-        status = status_of(e)
-        if e.get("replaced_by_txid"):
-            status = "replaced"
-        outgoing = g["send"] > 0
-        page.append({"txid": txid, "direction": "send" if outgoing else "receive",
-                     "amount_sat": g["send"] if outgoing else g["receive"],
-                     "fee_sat": g["fee_sat"] if outgoing else None,
-                     "confirmations": max(0, int(e.get("confirmations", 0))), "status": status,
-                     "replaced_by": e.get("replaced_by_txid"), "time": int(e.get("time", 0))})
-    page = page[:limit]
-    more = len(entries) >= limit * 4 or len(grouped) > limit
-    return {"transactions": page, "next_cursor": str(cursor + len(entries)) if more else None}
+def transactions(session: Session, account, *, cursor: int, limit: int) -> dict:
+    """One page of the account's history from the chain index, newest first (unconfirmed,
+    then by block height and position). `cursor` counts entries already seen;
+    `next_cursor` is None on the last page. Each entry has `block_height` (None while
+    unconfirmed) and a status: mempool, confirmed, deep, conflicted or replaced."""
+    page, more = chain_coins.history(session, account.id, offset=cursor, limit=limit)
+    return {"transactions": page, "next_cursor": str(cursor + len(page)) if more else None}
 
 
 def fee_estimates(ctx: CosignerContext) -> dict:

@@ -139,15 +139,3 @@ class SpendApproval(Base):
     decision: Mapped[str] = mapped_column(String(8), nullable=False)          # approve | deny
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
-
-
-class SeenTransaction(Base):
-    """Wallet transactions the chain watcher has already reported (one row per account+txid)."""
-    __tablename__ = "seen_transactions"
-    __table_args__ = (UniqueConstraint("account_id", "txid", name="uq_seen_transactions_tx"),)
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False)
-    txid: Mapped[str] = mapped_column(String(64), nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -33,12 +33,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="mine a block every SECONDS when the mempool is not empty")
     p.add_argument("--fallbackfee", type=_btc_per_kvb, default=None, metavar="BTC/kvB")
     p.add_argument("--keypool", type=int, default=None)
+    p.add_argument("--blockfilterindex", type=int, choices=(0, 1), default=1,
+                   help="like bitcoind -blockfilterindex: 0 makes scanblocks fail as on a node without the index")
+    p.add_argument("--zmqpub", default=None, metavar="tcp://HOST:PORT",
+                   help="publish hashblock and sequence notifications there (bitcoind's -zmqpub*)")
     args = p.parse_args(argv)
     if (args.rpcuser is None) != (args.rpcpassword is None):
         p.error("--rpcuser and --rpcpassword go together (or neither, for a cookie file)")
     server = DevnetServer(args.datadir, args.rpcport, user=args.rpcuser, password=args.rpcpassword,
                           fallbackfee=args.fallbackfee, automine=args.automine, keypool=args.keypool,
-                          host=args.rpcbind)
+                          host=args.rpcbind, blockfilterindex=bool(args.blockfilterindex),
+                          zmqpub=args.zmqpub)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())
     server.start()

@@ -1,8 +1,12 @@
-"""Blocks, headers and the UTXO set of a reorg-free regtest chain.
+"""Blocks, headers and the UTXO set of a regtest chain, with its side branches.
 
 Units: values in satoshis, times in UNIX seconds, heights from 0 (genesis).
-The chain only grows: blocks are built by this node (`build_block`) and applied with
-`connect`, after the caller has validated their transactions and persisted the block.
+Blocks are built by this node (`build_block`) and applied with `connect`, after the
+caller has validated their transactions and persisted the block. `disconnect_tip`
+undoes the tip with the undo data `connect` recorded (the coins each transaction
+spent), so reorgs (devnet.reorg: invalidateblock / reconsiderblock / preciousblock)
+move the active chain between branches like Core does. `by_hash` knows every block,
+on the active chain or not; `blocks` is the active chain.
 """
 from __future__ import annotations
 
@@ -131,6 +135,10 @@ class BlockIndex:
     block: Block
     mtp: int
     chainwork: int
+    seq: int = 0          # Core's nSequenceId: lower wins between equal-work tips
+
+
+UndoData = list[list[tuple[tuple[str, int], Coin]]]   # per transaction, the coins it spent
 
 
 class ChainState:
@@ -141,6 +149,8 @@ class ChainState:
         self.by_hash: dict[str, BlockIndex] = {}
         self.utxos: dict[tuple[str, int], Coin] = {}
         self.txindex: dict[str, tuple[int, int]] = {}
+        self.undo: dict[str, UndoData] = {}
+        self.next_seq = 1
         self.connect(genesis(), genesis_block=True)
 
     @property
@@ -181,23 +191,65 @@ class ChainState:
         blk.solve()
         return blk
 
+    def is_active(self, bi: BlockIndex) -> bool:
+        return bi.height <= self.height and self.blocks[bi.height] is bi
+
     def connect(self, blk: Block, genesis_block: bool = False) -> BlockIndex:
-        """Apply an already validated (and persisted) block to the UTXO set."""
+        """Apply an already validated (and persisted) block to the UTXO set, on the tip."""
         height = len(self.blocks)
-        bi = BlockIndex(blk.hash, height, blk, 0, (self.tip.chainwork if self.blocks else 0) + 2)
+        bi = self.by_hash.get(blk.hash)
+        if bi is None:
+            bi = BlockIndex(blk.hash, height, blk, 0, (self.tip.chainwork if self.blocks else 0) + 2, self.next_seq)
+            self.next_seq += 1
         self.blocks.append(bi)
         self.by_hash[bi.hash] = bi
         bi.mtp = self.median_time_past(height)
+        undo: UndoData = []
         for pos, t in enumerate(blk.txs):
             self.txindex[t.txid] = (height, pos)
+            spent = []
+            undo.append(spent)
             if genesis_block:
                 continue
             if pos:
                 for vin in t.tx.vin:
-                    self.utxos.pop((vin.txid.hex(), vin.vout), None)
+                    op = (vin.txid.hex(), vin.vout)
+                    coin = self.utxos.pop(op, None)
+                    if coin is not None:
+                        spent.append((op, coin))
             for n, out in enumerate(t.tx.vout):
                 spk = out.script_pubkey.data
                 if spk[:1] == b"\x6a":
                     continue
                 self.utxos[(t.txid, n)] = Coin(out.value, spk, height, pos == 0)
+        self.undo[bi.hash] = undo
         return bi
+
+    def disconnect_tip(self) -> BlockIndex:
+        """Undo the tip block: its outputs leave the UTXO set, the coins it spent come
+        back. The block stays known in `by_hash` (a side branch now)."""
+        bi = self.blocks[-1]
+        if bi.height == 0:
+            raise ValueError("cannot disconnect the genesis block")
+        undo = self.undo.get(bi.hash, [])
+        for pos in range(len(bi.block.txs) - 1, -1, -1):
+            t = bi.block.txs[pos]
+            for n in range(len(t.tx.vout)):
+                self.utxos.pop((t.txid, n), None)
+            if self.txindex.get(t.txid) == (bi.height, pos):
+                del self.txindex[t.txid]
+            for op, coin in (undo[pos] if pos < len(undo) else []):
+                self.utxos[op] = coin
+        self.blocks.pop()
+        return bi
+
+    def add_side(self, blk: Block) -> BlockIndex:
+        """Know a block whose parent is known, without connecting it."""
+        parent = self.by_hash[blk.prev[::-1].hex()]
+        bi = BlockIndex(blk.hash, parent.height + 1, blk, parent.mtp, parent.chainwork + 2, self.next_seq)
+        self.next_seq += 1
+        self.by_hash[bi.hash] = bi
+        return bi
+
+    def parent(self, bi: BlockIndex) -> BlockIndex | None:
+        return self.by_hash.get(bi.block.prev[::-1].hex()) if bi.height else None

@@ -34,8 +34,10 @@ def free_port() -> int:
 class Node:
     """A running regtest node; `.url`, `.user`, `.password`, `.rpc(wallet)`, `.stop()`."""
 
-    def __init__(self, url: str, user: str, password: str, datadir: Path, *, server=None, process=None):
+    def __init__(self, url: str, user: str, password: str, datadir: Path, *, server=None, process=None,
+                 zmq_url: str | None = None):
         self.url, self.user, self.password, self.datadir = url, user, password, datadir
+        self.zmq_url = zmq_url            # where hashblock/sequence notifications are published
         self._server = server
         self._process = process
         self.is_bitcoind = process is not None
@@ -99,21 +101,23 @@ def start_node(datadir: Path, *, fallbackfee: str = FALLBACK_FEE_BTC_KVB) -> Nod
         return _start_bitcoind(binary, datadir, user, password, fallbackfee)
     from decimal import Decimal
     from devnet.server import DevnetServer
+    zmq_url = f"tcp://127.0.0.1:{free_port()}"
     server = DevnetServer(datadir, 0, user=user, password=password,
-                          fallbackfee=int(Decimal(fallbackfee) * 100_000_000)).start()
-    node = Node(server.url, user, password, datadir, server=server)
+                          fallbackfee=int(Decimal(fallbackfee) * 100_000_000), zmqpub=zmq_url).start()
+    node = Node(server.url, user, password, datadir, server=server, zmq_url=zmq_url)
     wait_for_rpc(node)
     return node
 
 
 def _start_bitcoind(binary: str, datadir: Path, user: str, password: str, fallbackfee: str) -> Node:
     port = free_port()
-    args = [binary, "-regtest", f"-datadir={datadir}", f"-rpcport={port}", f"-port={free_port()}",
+    zmq_url = f"tcp://127.0.0.1:{free_port()}"
+    args = [binary, "-regtest", f"-zmqpubhashblock={zmq_url}", f"-zmqpubsequence={zmq_url}", f"-datadir={datadir}", f"-rpcport={port}", f"-port={free_port()}",
             "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", f"-rpcuser={user}", f"-rpcpassword={password}",
-            f"-fallbackfee={fallbackfee}", "-txindex=1", "-listen=0", "-server=1", "-printtoconsole=0",
+            f"-fallbackfee={fallbackfee}", "-txindex=1", "-blockfilterindex=1", "-listen=0", "-server=1", "-printtoconsole=0",
             "-discover=0", "-dnsseed=0", "-fixedseeds=0", "-keypool=100", "-debug=0"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = Node(f"http://127.0.0.1:{port}", user, password, datadir, process=process)
+    node = Node(f"http://127.0.0.1:{port}", user, password, datadir, process=process, zmq_url=zmq_url)
     try:
         wait_for_rpc(node, process=process)
     except BaseException:

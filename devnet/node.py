@@ -15,6 +15,7 @@ from devnet.chain import Block, ChainState, Coin
 from devnet.errors import RPCFailure, TxRejected, WALLET_NOT_FOUND, WALLET_ALREADY_LOADED, VERIFY_REJECTED
 from devnet.store import Store
 from devnet.txutil import TxInfo, parse_tx
+from devnet import reorg
 from devnet import validation as v
 from devnet.wallet import Wallet, DEFAULT_KEYPOOL, TIMESTAMP_WINDOW
 
@@ -23,8 +24,10 @@ FEE_HISTORY_BLOCKS = 50
 
 class Node:
     def __init__(self, datadir: Path, *, fallbackfee: int | None = None,
-                 keypool: int = DEFAULT_KEYPOOL, clock=time.time):
-        """`fallbackfee` in sat/kvB (None disables it); `clock` returns UNIX seconds."""
+                 keypool: int = DEFAULT_KEYPOOL, clock=time.time, blockfilterindex: bool = True):
+        """`fallbackfee` in sat/kvB (None disables it); `clock` returns UNIX seconds;
+        `blockfilterindex` like Core's -blockfilterindex (scanblocks needs it)."""
+        self.blockfilterindex = blockfilterindex
         self.datadir = Path(datadir)
         self.netdir = self.datadir / "regtest"
         self.lock = threading.RLock()
@@ -39,8 +42,12 @@ class Node:
         self.block_feerates: list[list[float]] = [[]]      # sat/vB per tx, per height
         self.block_fees: list[list[int]] = [[]]            # sat per non-coinbase tx, per height
         self.stopping = threading.Event()
+        self.zmq = None                                    # devnet.zmqpub.Publisher when publishing
+        self.invalid: set[str] = set()                      # invalidateblock'd hashes
+        self.reverse_seq = -1                              # next preciousblock sequence id
         for height, raw in self.store.blocks():
             self._connect(Block.parse(raw), persist=False)
+        reorg.load_side_blocks(self)
         for txid, raw, when in list(self.store.mempool()):
             try:
                 self._accept(parse_tx(raw), max_feerate=None, when=when, persist=False)
@@ -77,6 +84,11 @@ class Node:
             for old in acc.replaced:
                 w.deactivate(old, replaced_by=ti.txid)
             w.add_tx(ti, now=acc.entry.time)
+        if self.zmq is not None:  # each event carries the sequence number it used, as in Core
+            seq = self.mempool.sequence - 1 - len(acc.replaced)
+            for n, old in enumerate(acc.replaced):
+                self.zmq.tx_removed(old, seq + n)
+            self.zmq.tx_added(ti.txid, self.mempool.sequence - 1)
         return acc
 
     def lookup_tx(self, txid: str):
@@ -144,6 +156,10 @@ class Node:
         self.block_feerates.append(rates)
         self.block_fees.append(fees)
         evicted = self.mempool.remove_for_block(blk.txs[1:])
+        if self.zmq is not None and persist:
+            for e in evicted:
+                self.zmq.tx_removed(e.ti.txid, self.mempool.sequence)
+            self.zmq.block_connected(blk.hash)
         for w in self.wallets.values():
             for pos, t in enumerate(blk.txs):
                 w.add_tx(t, bi.height, blk, pos)

@@ -9,7 +9,7 @@ import builtins
 
 from devnet import descriptors as dsc
 from devnet.chain import BlockIndex
-from devnet.encoding import (btc, btc_kvb, hash_param, spk_of_address, address_of, script_type)
+from devnet.encoding import (btc, btc_kvb, hash_param, spk_json, spk_of_address, address_of, script_type)
 from devnet.errors import (RPCFailure, TxRejected, INVALID_ADDRESS_OR_KEY, INVALID_PARAMETER,
                            VERIFY_ERROR)
 from devnet.params import as_bool, as_int, as_list, as_number, as_str
@@ -30,14 +30,15 @@ def _bi(ctx, block_hash) -> BlockIndex:
 def header_json(ctx, bi: BlockIndex) -> dict:
     chain = ctx.node.chain
     blk = bi.block
-    out = {"hash": bi.hash, "confirmations": chain.height - bi.height + 1, "height": bi.height,
+    active = chain.is_active(bi)
+    out = {"hash": bi.hash, "confirmations": chain.height - bi.height + 1 if active else -1, "height": bi.height,
            "version": blk.version, "versionHex": f"{blk.version:08x}", "merkleroot": blk.merkle[::-1].hex(),
            "time": blk.time, "mediantime": bi.mtp, "nonce": blk.nonce, "bits": f"{blk.bits:08x}",
            "target": f"{0x7FFFFF << (8 * 29):064x}",
            "difficulty": 4.656542373906925e-10, "chainwork": f"{bi.chainwork:064x}", "nTx": len(blk.txs)}
     if bi.height:
         out["previousblockhash"] = blk.prev[::-1].hex()
-    if bi.height < chain.height:
+    if active and bi.height < chain.height:
         out["nextblockhash"] = chain.blocks[bi.height + 1].hash
     return out
 
@@ -66,7 +67,7 @@ def getblock(ctx, blockhash, verbosity=1):
     bi = _bi(ctx, blockhash)
     verbosity = int(verbosity) if isinstance(verbosity, bool) else as_int(verbosity)
     blk = bi.block
-    if verbosity == 0:
+    if verbosity <= 0:
         return blk.serialize().hex()
     out = header_json(ctx, bi)
     raw_len = len(blk.serialize())
@@ -75,10 +76,23 @@ def getblock(ctx, blockhash, verbosity=1):
     if verbosity == 1:
         out["tx"] = [t.txid for t in blk.txs]
         return out
-    fees = ctx.node.block_fees[bi.height] if bi.height < len(ctx.node.block_fees) else []
+    verbosity = min(verbosity, 3)           # like Core: anything above 3 shows prevouts too
+    undo = ctx.node.chain.undo.get(bi.hash)     # Core: fee and prevout need the block's undo data
     out["tx"] = [tx_json(t) for t in blk.txs]
-    for entry, fee in zip(out["tx"][1:], fees):
-        entry["fee"] = btc(fee)
+    if undo is None:
+        return out
+    for pos, (entry, t) in enumerate(zip(out["tx"], blk.txs)):
+        if pos == 0:
+            continue
+        spent = dict(undo[pos])
+        coins = [spent.get((vin.txid.hex(), vin.vout)) for vin in t.tx.vin]
+        if any(c is None for c in coins):
+            continue
+        entry["fee"] = btc(sum(c.value for c in coins) - sum(o.value for o in t.tx.vout))
+        if verbosity == 3:
+            for vin_json, c in zip(entry["vin"], coins):
+                vin_json["prevout"] = {"generated": c.coinbase, "height": c.height, "value": btc(c.value),
+                                       "scriptPubKey": spk_json(c.spk)}
     return out
 
 

@@ -170,4 +170,21 @@ def gettransaction(ctx, txid, include_watchonly=True, verbose=False):
     return out
 
 
-METHODS = {f.__name__: f for f in (listtransactions, listsinceblock, gettransaction)}
+def signmessage(ctx, address, message):
+    """Core signs messages only with a legacy P2PKH key: -5 for an invalid address, -3
+    "Address does not refer to key" for any other kind (segwit, multisig, taproot).
+    devnet's wallets hold no legacy keys, so a P2PKH address gets Core's answer for a
+    key the wallet lacks (-4 "Private key not available")."""
+    from devnet.encoding import script_type, spk_of_address
+    ctx.wallet()
+    as_str(message)
+    try:
+        spk = spk_of_address(as_str(address))
+    except RPCFailure:
+        raise RPCFailure(INVALID_ADDRESS_OR_KEY, "Invalid address") from None
+    if script_type(spk) != "pubkeyhash":
+        raise RPCFailure(-3, "Address does not refer to key")
+    raise RPCFailure(-4, "Private key not available")
+
+
+METHODS = {f.__name__: f for f in (listtransactions, listsinceblock, gettransaction, signmessage)}

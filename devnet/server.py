@@ -55,9 +55,9 @@ class Context:
 
 
 def method_table() -> dict:
-    from devnet import rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
+    from devnet import rpc_chain, rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
     table = {}
-    for mod in (rpc_node, rpc_wallet, rpc_wallet_tx, rpc_psbt):
+    for mod in (rpc_node, rpc_chain, rpc_wallet, rpc_wallet_tx, rpc_psbt):
         table.update(mod.METHODS)
     return table
 
@@ -147,12 +147,18 @@ class DevnetServer:
 
     def __init__(self, datadir: Path, port: int = 0, *, user: str | None = None,
                  password: str | None = None, fallbackfee: int | None = None,
-                 automine: float | None = None, keypool: int | None = None, host: str = "127.0.0.1"):
-        kwargs = {"fallbackfee": fallbackfee}
+                 automine: float | None = None, keypool: int | None = None, host: str = "127.0.0.1",
+                 blockfilterindex: bool = True, zmqpub: str | None = None):
+        """`zmqpub`: a ZMQ endpoint (tcp://127.0.0.1:N) to publish `hashblock` and
+        `sequence` on, like bitcoind's -zmqpubhashblock/-zmqpubsequence."""
+        kwargs = {"fallbackfee": fallbackfee, "blockfilterindex": blockfilterindex}
         if keypool is not None:
             kwargs["keypool"] = keypool
         self.node = Node(Path(datadir), **kwargs)
         self.methods = method_table()
+        if zmqpub:
+            from devnet.zmqpub import Publisher
+            self.node.zmq = Publisher(zmqpub)
         self.cookie_path = None
         if user is None:
             user, password = COOKIE_USER, secrets.token_hex(32)
@@ -204,6 +210,8 @@ class DevnetServer:
         self.httpd.server_close()
         with self.node.lock:
             self.node.store.close()
+            if self.node.zmq is not None:
+                self.node.zmq.close()
         if self.cookie_path and self.cookie_path.exists():
             self.cookie_path.unlink()
         self._done.set()

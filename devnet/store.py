@@ -1,6 +1,7 @@
 """SQLite persistence: the durable log devnet replays on start.
 
-Durable: blocks (raw), the mempool (raw txs), wallets and their descriptors, per-wallet
+Durable: blocks of the active chain (raw), side-branch blocks (raw), invalid/precious
+flags, the mempool (raw txs), wallets and their descriptors, per-wallet
 transaction flags. Everything else (UTXO set, wallet balances) is rebuilt in memory from
 those. A block and the mempool rows it clears are written in ONE transaction, so a
 process killed mid-block leaves either the whole block or none of it.
@@ -20,6 +21,9 @@ CREATE TABLE IF NOT EXISTS wallets (name TEXT PRIMARY KEY, meta TEXT NOT NULL,
                                     load_on_startup INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS descriptors (wallet TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
                                         seq INTEGER NOT NULL, PRIMARY KEY (wallet, id));
+CREATE TABLE IF NOT EXISTS side_blocks (hash TEXT PRIMARY KEY, raw BLOB NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS block_flags (hash TEXT PRIMARY KEY, invalid INTEGER NOT NULL DEFAULT 0,
+                                        seq INTEGER);
 CREATE TABLE IF NOT EXISTS wallet_txflags (wallet TEXT NOT NULL, txid TEXT NOT NULL, data TEXT NOT NULL,
                                            PRIMARY KEY (wallet, txid));
 """
@@ -47,8 +51,31 @@ class Store:
         """Write a block and clear its mempool rows atomically."""
         with self._tx():
             self.db.execute("INSERT INTO blocks VALUES (?, ?, ?)", (height, block_hash, raw))
+            self.db.execute("DELETE FROM side_blocks WHERE hash = ?", (block_hash,))
             self.db.executemany("DELETE FROM mempool WHERE txid = ?",
                                 [(t,) for t in mined_txids + evicted_txids])
+
+    def disconnect_block(self, height: int, block_hash: str, raw: bytes, seq: int) -> None:
+        """The active chain's tip at `height` became a side-branch block (atomic)."""
+        with self._tx():
+            self.db.execute("DELETE FROM blocks WHERE height = ? AND hash = ?", (height, block_hash))
+            self.db.execute("INSERT OR REPLACE INTO side_blocks VALUES (?, ?, ?)", (block_hash, raw, seq))
+
+    def add_side_block(self, block_hash: str, raw: bytes, seq: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO side_blocks VALUES (?, ?, ?)", (block_hash, raw, seq))
+
+    def side_blocks(self):
+        """Yield (hash, raw) of side-branch blocks, oldest first."""
+        yield from self.db.execute("SELECT hash, raw FROM side_blocks ORDER BY seq")
+
+    def set_flags(self, block_hash: str, *, invalid: bool | None = None, seq: int | None = None) -> None:
+        row = self.db.execute("SELECT invalid, seq FROM block_flags WHERE hash = ?", (block_hash,)).fetchone()
+        inv = int(invalid) if invalid is not None else (row[0] if row else 0)
+        sq = seq if seq is not None else (row[1] if row else None)
+        self.db.execute("INSERT OR REPLACE INTO block_flags VALUES (?, ?, ?)", (block_hash, inv, sq))
+
+    def flags(self) -> dict[str, tuple[bool, int | None]]:
+        return {h: (bool(i), q) for h, i, q in self.db.execute("SELECT hash, invalid, seq FROM block_flags")}
 
     # ---- mempool --------------------------------------------------------------------
     def mempool(self):

@@ -17,7 +17,7 @@ from embit.descriptor import Descriptor
 
 from devnet import descriptors as dsc
 from devnet.chain import COINBASE_MATURITY
-from devnet.derive import spk_deriver
+from chain.derive import spk_deriver
 from devnet.encoding import NETWORK
 from devnet.txutil import TxInfo
 
@@ -241,6 +241,16 @@ class Wallet:
                 del self.spent[op]
         for n in range(len(wtx.ti.tx.vout)):
             self.outputs.pop((txid, n), None)
+
+    def unconfirm(self, txid: str, coinbase: bool = False) -> None:
+        """Its block was disconnected (reorg): the transaction is unconfirmed again; a
+        coinbase cannot be, so it leaves the wallet's active set."""
+        wtx = self.txs.get(txid)
+        if wtx is None:
+            return
+        wtx.height = wtx.block_hash = wtx.block_pos = wtx.block_time = None
+        if coinbase:
+            self.deactivate(txid)
 
     def set_flag(self, txid: str, key: str, value) -> None:
         self.flags.setdefault(txid, {})[key] = value

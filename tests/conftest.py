@@ -175,12 +175,15 @@ def chain_node(tmp_path_factory):
 
 
 @pytest.fixture
-def mine(chain_node):
-    """mine(n=1): mine n blocks (rewards to the faucet) and wait for wallet notifications."""
+def mine(chain_node, follower):
+    """mine(n=1): mine n blocks (rewards to the faucet), wait for Core's wallet
+    notifications (the optional mirror), then run a block-follower pass so the chain
+    index (balances, history, spend states) has seen them."""
     def _mine(n: int = 1):
         rpc = chain_node.rpc()
         hashes = rpc.generatetoaddress(n, chain_node.faucet.getnewaddress())
         rpc.syncwithvalidationinterfacequeue()
+        follower.run_once()
         return hashes
     return _mine
 
@@ -202,5 +205,15 @@ def chain_settings(settings_factory, chain_node, master_key):
 
 
 @pytest.fixture
-def chain_app(app_factory, chain_settings):
+def follower(chain_settings):
+    """The block follower on this test's database and chain (the cosigner's listener
+    wired in), started at the node's current tip."""
+    from config.bootstrap import chain_follower
+    f = chain_follower(chain_settings, lock_wait=30)
+    f.run_once()
+    return f
+
+
+@pytest.fixture
+def chain_app(app_factory, chain_settings, follower):
     return app_factory(chain_settings)

@@ -90,14 +90,16 @@ class Stack:
         if not self.env.get("BITCOIND_RPC_URL") and (ROOT / "devnet" / "__main__.py").exists():
             port = free_port()
             password = secrets.token_urlsafe(18)
+            zmq_url = f"tcp://127.0.0.1:{free_port()}"
             proc = self._spawn("devnet", [PY, "-m", "devnet", "--datadir", self.env["DEVNET_DATADIR"],
                                           "--rpcport", str(port), "--rpcuser", "custos",
-                                          "--rpcpassword", password, "--fallbackfee", "0.0002"],
+                                          "--rpcpassword", password, "--fallbackfee", "0.0002",
+                                          "--zmqpub", zmq_url],
                                stdout=subprocess.PIPE, text=True)
             if not wait_devnet_ready(proc, 60):
                 raise RuntimeError("devnet did not start")
             self.env.update(BITCOIND_RPC_URL=f"http://127.0.0.1:{port}", BITCOIND_RPC_USER="custos",
-                            BITCOIND_RPC_PASSWORD=password)
+                            BITCOIND_RPC_PASSWORD=password, BITCOIND_ZMQ_URL=zmq_url)
             self.devnet_url = f"http://127.0.0.1:{port}"
         self._spawn("worker", [PY, "-m", "celery", "-A", "workers.celery_app", "worker",
                                "--loglevel", "INFO", "--concurrency", "2", "--without-gossip",

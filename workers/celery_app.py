@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging
 
 import app.models as _all_models  # noqa: F401  (every table on the metadata, for foreign keys)
 from config.celery import celery_config
@@ -39,3 +39,17 @@ def _logging(**_kwargs):
 
 
 app = make_celery(Settings.from_env())
+
+
+@beat_init.connect
+def _zmq_wake(sender=None, **_kwargs):
+    """In the (single) beat process: with BITCOIND_ZMQ_URL set, a thread subscribes to
+    Core's hashblock/sequence notifications and enqueues a block-follower pass at once
+    (debounced). Beat's own schedule runs a pass every CHAIN_WATCH_INTERVAL regardless."""
+    celery = getattr(sender, "app", None) or app
+    settings = celery.custos_settings
+    if not settings.bitcoind_zmq_url:
+        return
+    from chain.zmqwake import start
+    start(settings.bitcoind_zmq_url, lambda: celery.send_task("workers.tasks.follow_chain"))
+    log.info("chain follower: woken by ZMQ notifications")

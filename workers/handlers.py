@@ -27,6 +27,21 @@ def import_account(session: Session, subject: str, now: dt.datetime) -> None:
     import_wallet(session, _ctx(), subject, now)
 
 
+@handler("chain.restore")
+def restore_account(session: Session, subject: str, now: dt.datetime) -> None:
+    """Index a restored account's past (scanblocks, or a scan from its birthday).
+    Resumes where a previous attempt stopped; bitcoind down or another follower
+    holding the lock raises and the reconciler retries."""
+    from chain import restore
+    from config.bootstrap import chain_follower
+    from cosigner.model import Account
+    from workers.context import current_settings
+    account = session.get(Account, subject)
+    if account is None:
+        return
+    restore.run(chain_follower(current_settings(), lock_wait=30.0), subject, account.birthday, now)
+
+
 def _ctx():
     from config.bootstrap import cosigner_context
     from workers.context import current_settings

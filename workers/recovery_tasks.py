@@ -64,19 +64,13 @@ def custody_checks(self) -> int:
 @shared_task(bind=True, name="workers.recovery_tasks.backup_reminders")
 def backup_reminders(self) -> int:
     """Beat: remind owners to back up (balance, activity or age thresholds)."""
-    from chain.errors import ChainError
-    from config.bootstrap import cosigner_context
     from cosigner.accounts import balance
     from recovery.backups import remind
     settings = self.app.custos_settings
-    cctx = cosigner_context(settings)
-
-    def balance_of(account):
-        try:
-            return balance(cctx, account)["confirmed"]
-        except ChainError:
-            return None
     with session_scope(settings.database_url) as session:
+        def balance_of(account):
+            return balance(session, account, utcnow())["confirmed"]
+
         return remind(session, balance_of, utcnow(), balance_sat=settings.backup_reminder_balance_sat,
                       activity=settings.backup_reminder_activity,
                       age=dt.timedelta(seconds=settings.backup_reminder_age))

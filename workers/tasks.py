@@ -98,27 +98,32 @@ def verify_audit_chain(self) -> dict:
     return {"ok": report.ok, "checked": report.checked, "first_broken_seq": report.first_broken_seq}
 
 
-@shared_task(bind=True, name="workers.tasks.watch_chain", autoretry_for=(ConnectionError,), max_retries=3)
-def watch_chain(self, account_id: str | None = None) -> int:
-    """Run the chain watcher over one account, or every imported account (beat).
-    Each account in its own transaction; safe to run concurrently. Returns changes."""
-    from sqlalchemy import select
+@shared_task(bind=True, name="workers.tasks.follow_chain", autoretry_for=(ConnectionError,), max_retries=3)
+def follow_chain(self) -> int:
+    """One block-follower pass (beat every CHAIN_WATCH_INTERVAL, and woken by ZMQ):
+    blocks to the tip (reorgs undone), then the mempool diff. One leader at a time;
+    a pass that finds another leader waits briefly, then returns. Returns the blocks
+    applied. bitcoind down: logged, the next pass resumes from the stored tip."""
     from chain.errors import ChainUnavailable
-    from config.bootstrap import cosigner_context
-    from cosigner.model import Account
-    from cosigner.watcher import watch
-    settings = _settings(self)
-    ctx = cosigner_context(settings)
-    with session_scope(settings.database_url) as session:
-        ids = [account_id] if account_id else list(session.scalars(
-            select(Account.id).where(Account.imported_at.is_not(None))))
-    changes = 0
-    for acct in ids:
-        try:
-            with session_scope(settings.database_url) as session:
-                changes += watch(session, ctx, acct, utcnow())
-        except ChainUnavailable:
-            log.warning("chain watcher: bitcoind unavailable")
-            break
-    return changes
+    try:
+        report = _follower(self).run_once()
+    except ChainUnavailable:
+        log.warning("chain follower: bitcoind unavailable")
+        return 0
+    if report.blocks_applied or report.blocks_undone:
+        log.info("chain follower: %d block(s) applied, %d undone, tip %s", report.blocks_applied,
+                 report.blocks_undone, report.tip_height)
+    return report.blocks_applied
 
+
+_followers: dict[int, object] = {}
+
+
+def _follower(task):
+    """One Follower per Celery app per process (it remembers the node's getblock
+    verbosity and the last mempool sequence between passes)."""
+    from config.bootstrap import chain_follower
+    key = id(task.app)
+    if key not in _followers:
+        _followers[key] = chain_follower(_settings(task), lock_wait=2.0)
+    return _followers[key]

@@ -13,3 +13,4 @@ def device(chain_app):
     c = CustosClient("http://localhost", DeviceKey.generate(), transport=flask_transport(chain_app))
     c.register()
     return c
+

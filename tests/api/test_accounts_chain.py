@@ -1,5 +1,5 @@
 """Chain-dependent account behaviour: RBF bump, the decaying template's timelocked
-recovery path, watch-only accounts, the chain watcher, restarts, and secrecy of the
+recovery path, watch-only accounts, the block follower, restarts, and secrecy of the
 cosigner key (through the API, against devnet or a real bitcoind)."""
 from __future__ import annotations
 
@@ -119,42 +119,40 @@ def test_watch_only_account_tracks_payments_and_refuses_spends(device, chain_nod
     del other
 
 
-def test_watcher_follows_receive_and_spend_to_deep(device, chain_node, mine, chain_app, chain_settings):
-    from config.bootstrap import cosigner_context
-    from cosigner.model import SeenTransaction
-    from cosigner.watcher import watch
-    from store.base import utcnow
+def test_follower_moves_receive_and_spend_to_deep(device, chain_node, mine, chain_app, chain_settings):
+    from chain.model import AccountTx
+    from config.bootstrap import chain_follower
     from store.session import session_scope
     phone = PhoneWallet()
     account = create(device, phone)
     aid = account["account_id"]
     notes = []
-    ctx = cosigner_context(chain_settings, notify=lambda s, dev, kind, now: notes.append(kind))
-
-    def run():
-        with session_scope(chain_settings.database_url) as s:
-            return watch(s, ctx, aid, utcnow())
+    follower = chain_follower(chain_settings, notify=lambda s, dev, kind, now: notes.append(kind))
     addr = device.call("POST", f"/v1/accounts/{aid}/addresses")["address"]
     chain_node.faucet.sendtoaddress(addr, Decimal("0.4"))
-    assert run() >= 1 and notes == ["receive"]
-    assert run() == 0  # a second pass changes nothing
+    assert follower.run_once().mempool_new >= 1 and notes == ["receive"]
+    follower.run_once()
+    assert notes == ["receive"]  # a second pass changes nothing
+    assert device.call("GET", f"/v1/accounts/{aid}/balance")["untrusted_pending"] == 40_000_000
     mine(1)
     _, done = spend_and_sign(device, phone, account, [{"address": chain_node.faucet.getnewaddress(),
                                                         "amount_sat": 1_000_000}], fee_rate_sat_vb=3)
-    run()
-    mine(1)
-    run()
+    follower.run_once()
+    chain_node.rpc().generatetoaddress(1, chain_node.faucet.getnewaddress())
+    follower.run_once()
     assert device.call("GET", f"/v1/spends/{done['spend_id']}")["state"] == "confirmed"
     assert "spend_confirmed" in notes
-    mine(5)
-    run()
+    chain_node.rpc().generatetoaddress(5, chain_node.faucet.getnewaddress())
+    follower.run_once()
     got = device.call("GET", f"/v1/spends/{done['spend_id']}")
     assert got["state"] == "deep" and got["confirmations"] >= 6
     with session_scope(chain_settings.database_url) as s:
-        assert s.scalar(select(SeenTransaction.status).where(SeenTransaction.account_id == aid)) == "deep"
+        states = dict(s.execute(select(AccountTx.txid, AccountTx.state).where(AccountTx.account_id == aid)).all())
+    assert states[done["txid"]] == "deep" and list(states.values()) == ["deep", "deep"]
     history = device.call("GET", f"/v1/accounts/{aid}/transactions")["transactions"]
     assert [t["direction"] for t in history] == ["send", "receive"]
     assert history[0]["amount_sat"] == 1_000_000 and history[0]["fee_sat"] == done["fee_sat"]
+    assert history[0]["block_height"] == history[1]["block_height"] + 1
 
 
 def test_restart_between_steps_loses_nothing(device, chain_node, mine, app_factory, chain_settings):

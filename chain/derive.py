@@ -1,11 +1,12 @@
-"""Fast scriptPubKey derivation for the common ranged descriptors.
+"""scriptPubKey derivation for ranged descriptors (the chain index and devnet's wallets).
 
 embit derives every key from the account xpub on each index (two CKDs per key, ~0.6 ms
-per 2-of-3 index). Importing `[0, 999]` ranges for many account wallets needs better:
-here each key's branch xpub is computed once, then one public CKD (HMAC-SHA512 plus a
-libsecp256k1 tweak) per key per index. Supported: wpkh(KEY) and wsh(multi|sortedmulti)
-with unhardened `/…/*` keys; anything else returns None and callers use embit. Every
-deriver is checked against embit on its first index before it is used.
+per 2-of-3 index). Deriving scripts for many accounts needs better: here each key's
+branch xpub is computed once, then one public CKD (HMAC-SHA512 plus a libsecp256k1
+tweak) per key per index. Supported: wpkh(KEY) and wsh(multi|sortedmulti) with
+unhardened `/…/*` keys; anything else returns None and callers use embit
+(`script_deriver` does that fallback). Every fast deriver is checked against embit on
+its first index before it is used.
 """
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import hashlib
 import hmac
 from typing import Callable
 
+from functools import lru_cache
+
 from embit import hashes
+from embit.descriptor import Descriptor
 from embit.util import secp256k1
 
 
@@ -79,3 +83,18 @@ def _build(desc):
             return b"\x00\x20" + hashlib.sha256(script).digest()
         return wsh_multi
     return None
+
+
+@lru_cache(maxsize=4096)
+def script_deriver(descriptor: str) -> Callable[[int], bytes]:
+    """index → scriptPubKey bytes for a ranged descriptor string (checksum optional):
+    the fast path when it applies, embit otherwise. Cached per descriptor string.
+    Raises ValueError for a descriptor embit cannot parse."""
+    try:
+        desc = Descriptor.from_string(descriptor.split("#")[0])
+    except Exception:
+        raise ValueError("not a descriptor") from None
+    fast = spk_deriver(desc)
+    if fast is not None:
+        return fast
+    return lambda i: desc.derive(i).script_pubkey().data

@@ -1,0 +1,87 @@
+"""What the block follower's events mean for accounts and spends.
+
+`Listener(notify)` is passed to chain.follower.Follower (config.bootstrap.chain_follower).
+Inside the follower's transaction it moves spends — broadcast → confirmed → deep,
+back to broadcast when a reorg takes the confirmation away (`spend_reorged`),
+conflicted (`spend_conflicted`), replaced — and notifies the owner's device: `receive`
+for a new incoming transaction, `spend_confirmed`, `spend_conflicted`, `spend_reorged`.
+Idempotent: an event that finds the spend already in its state changes nothing.
+
+`classify` tells the follower whether an unconfirmed spend of ours that lost its inputs
+was replaced by our own bump (another spend of the account) or conflicted by a
+transaction Custos did not sign.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from chain.events import TxEvent
+from chain.model import DEEP_CONFIRMATIONS, AccountTx
+from cosigner.model import Account, Spend
+
+_SPEND_STATE = {"mempool": "broadcast", "confirmed": "confirmed", "deep": "deep", "conflicted": "conflicted",
+                "replaced": "replaced"}
+_TRACKED = ("broadcast", "confirmed", "deep", "conflicted", "replaced")
+
+
+def classify(session: Session, account_id: str, old_txid: str, new_txid: str) -> str | None:
+    """replaced when both are spends of the account (an RBF bump), conflicted when a
+    spend of ours lost to a transaction we did not sign; None when `old_txid` is not
+    one of our spends (the follower's default rule applies)."""
+    ours = select(Spend.id).where(Spend.account_id == account_id)
+    if session.scalar(ours.where(Spend.txid == old_txid).limit(1)) is None:
+        return None
+    return "replaced" if session.scalar(ours.where(Spend.txid == new_txid).limit(1)) else "conflicted"
+
+
+class Listener:
+    def __init__(self, notify):
+        self.notify = notify                    # notify(session, device_id, kind, now)
+
+    def __call__(self, session: Session, events: list[TxEvent], tip_height: int, now: dt.datetime) -> None:
+        owners: dict[str, str | None] = {}
+
+        def owner(account_id: str) -> str | None:
+            if account_id not in owners:
+                owners[account_id] = session.scalar(select(Account.owner_device_id).where(Account.id == account_id))
+            return owners[account_id]
+
+        for ev in events:
+            if ev.kind == "tx_seen" and ev.direction == "receive" and owner(ev.account_id):
+                self.notify(session, owner(ev.account_id), "receive", now)
+            self._spends(session, ev, tip_height, now, owner)
+        height = (select(AccountTx.block_height).where(AccountTx.txid == Spend.txid,
+                                                       AccountTx.account_id == Spend.account_id)
+                  .limit(1).scalar_subquery())
+        session.execute(update(Spend).where(Spend.state == "confirmed")
+                        .values(confirmations=tip_height + 1 - func.coalesce(height, tip_height))
+                        .execution_options(synchronize_session=False))
+
+    def _spends(self, session: Session, ev: TxEvent, tip_height: int, now: dt.datetime, owner) -> None:
+        for spend in session.scalars(select(Spend).where(Spend.account_id == ev.account_id, Spend.txid == ev.txid,
+                                                         Spend.state.in_(_TRACKED))):
+            new = _SPEND_STATE[ev.new_state]
+            if new == "replaced" and not spend.replaced_by_id:
+                new = "conflicted"  # lost its inputs to a spend that is not its own bump
+            if spend.state == new:
+                continue
+            old = spend.state
+            spend.state, spend.updated_at = new, now
+            if ev.block_height is not None and new in ("confirmed", "deep"):
+                spend.confirmations = max(1, tip_height - ev.block_height + 1)
+                if new == "deep":
+                    spend.confirmations = max(spend.confirmations, DEEP_CONFIRMATIONS)
+            elif new in ("broadcast", "conflicted", "replaced"):
+                spend.confirmations = 0
+            device = owner(ev.account_id)
+            if not device:
+                continue
+            if new == "confirmed" and old in ("broadcast", "replaced", "conflicted"):
+                self.notify(session, device, "spend_confirmed", now)
+            elif new == "conflicted":
+                self.notify(session, device, "spend_conflicted", now)
+            elif new == "broadcast" and old in ("confirmed", "deep"):
+                self.notify(session, device, "spend_reorged", now)
