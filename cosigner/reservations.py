@@ -1,7 +1,7 @@
 """Which of an account's coins a spend may use, and which spend holds them.
 
-The coins are the chain index's (`chain.model.Coin`, written by the block follower);
-this module writes only their reservation columns: `reserved_by` (spend id) and
+The coins are the chain index's (`chain.model.Coin`, written by the block follower,
+read through `chain.coins`); this module writes only their reservation columns: `reserved_by` (spend id) and
 `reserved_until`. A coin is free when it is unspent and `reserved_by IS NULL OR
 reserved_until <= now`. Every function runs in the caller's transaction, so a
 reservation is made or freed atomically with the spend row's change.
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from chain.model import ChainBlock, Coin, ScriptBranch
+from chain import coins as chain_coins
+from chain.model import Coin, ScriptBranch
 from cosigner.errors import SpendStateError
 from cosigner.model import Spend
 
-COINBASE_MATURITY = 100
 DEFAULT_TTL = 900             # seconds (SPEND_RESERVATION_TTL's default)
 Outpoint = tuple[str, int]
 
@@ -39,11 +39,11 @@ def _postgres(session: Session) -> bool:
 
 
 def free_at(now: dt.datetime):
-    return or_(Coin.reserved_by.is_(None), Coin.reserved_until <= now)
+    return or_(Coin.reserved_by.is_(None), Coin.reserved_until.is_(None), Coin.reserved_until <= now)
 
 
 def tip_height(session: Session) -> int | None:
-    return session.scalar(select(func.max(ChainBlock.height)))
+    return chain_coins.tip_height(session)
 
 
 def write_lock(session: Session, account_id: str) -> None:
@@ -56,18 +56,9 @@ def write_lock(session: Session, account_id: str) -> None:
 
 def candidates(session: Session, account_id: str, now: dt.datetime, *,
                include_own_unconfirmed: bool = False) -> list[Coin]:
-    """Spendable coins: unspent, free, confirmed (or our own unconfirmed change when
-    asked), coinbase outputs only once mature. Largest first."""
-    tip = tip_height(session)
-    confirmed = Coin.block_height.is_not(None)
-    if include_own_unconfirmed:
-        confirmed = or_(confirmed, Coin.own_change.is_(True))
-    mature = Coin.coinbase.is_(False)
-    if tip is not None:
-        mature = or_(mature, Coin.block_height <= tip - COINBASE_MATURITY + 1)
-    stmt = select(Coin).where(Coin.account_id == account_id, Coin.spent_by_txid.is_(None), free_at(now),
-                              confirmed, mature).order_by(Coin.amount_sat.desc(), Coin.txid, Coin.vout)
-    return list(session.scalars(stmt))
+    """Spendable coins (chain.coins.spendable: unspent, free, confirmed — or our own
+    unconfirmed change when asked —, coinbase only once mature), not locked here."""
+    return chain_coins.spendable(session, account_id, now, include_own_unconfirmed=include_own_unconfirmed)
 
 
 def _ops(outpoints) -> list[Outpoint]:
@@ -123,23 +114,11 @@ def renew(session: Session, spend_id: str, until: dt.datetime) -> int:
 
 def release(session: Session, spend_id: str) -> int:
     """Free every coin `spend_id` holds. Idempotent; returns how many were freed."""
-    return session.execute(update(Coin).where(Coin.reserved_by == spend_id)
-                           .values(reserved_by=None, reserved_until=None)
-                           .execution_options(synchronize_session=False)).rowcount
+    return chain_coins.release(session, spend_id)
 
 
 def lookup(session: Session, outpoints) -> dict[Outpoint, Coin]:
-    ops = _ops(outpoints)
-    if not ops:
-        return {}
-    return {(c.txid, c.vout): c for c in session.scalars(select(Coin).where(tuple_(Coin.txid, Coin.vout).in_(ops)))}
-
-
-def reserved_sat(session: Session, account_id: str, now: dt.datetime) -> int:
-    """Confirmed, unspent coins held by a spend (part of the confirmed balance)."""
-    return int(session.scalar(select(func.coalesce(func.sum(Coin.amount_sat), 0)).where(
-        Coin.account_id == account_id, Coin.spent_by_txid.is_(None), Coin.block_height.is_not(None),
-        Coin.reserved_by.is_not(None), Coin.reserved_until > now)) or 0)
+    return chain_coins.lookup(session, _ops(outpoints))
 
 
 def held_by(session: Session, spend_id: str) -> list[Coin]:

@@ -28,6 +28,7 @@ from cosigner.descriptors import network_params
 from cosigner.errors import InvalidDescriptor, SpendNotFound, SpendStateError, WatchOnly
 from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend, SpendApproval
 from cosigner.psbt import inspect, parse
+from workers.jobs import schedule
 
 DUST_SAT = 546
 MAX_OUTPUTS = 100
