@@ -116,11 +116,11 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     Returns the spend."""
     psbt = parse(psbt_b64)
     view = accounts.view(account, session)
+    replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
+    coincheck.check_inputs(session, account.id, psbt, replacing=replaced.txid if replaced else None,
+                           check_spent=False)  # amounts and scripts are the index's; spentness below
     intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
-    replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
-    coincheck.check_inputs(session, account.id, psbt, intent, replacing=replaced.txid if replaced else None,
-                           check_spent=False)  # amounts and scripts are the index's; spentness below
     hooks.check_submit(session, account, intent, now)
     decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now, lock=False,
                                      sweep=hooks.is_sweep(session, account, intent))

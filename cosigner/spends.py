@@ -95,9 +95,9 @@ def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: s
     PsbtRejected, CoinsTaken (a coin is held by another spend)."""
     psbt = parse(psbt_b64)
     view = accounts.view(account, session)
-    intent = inspect(psbt, view, caps=ctx.caps, require_platform_signature=False)
     replacing = replaces.txid if replaces else None
-    coincheck.check_inputs(session, account.id, psbt, intent, replacing=replacing)
+    coincheck.check_inputs(session, account.id, psbt, replacing=replacing)
+    intent = inspect(psbt, view, caps=ctx.caps, require_platform_signature=False)
     decision = policy_service.decide(session, account, intent, spend_id=None, now=now, lock=False,
                                      sweep=hooks.is_sweep(session, account, intent))
     until = now + dt.timedelta(seconds=ctx.reservation_ttl)
