@@ -61,6 +61,26 @@ def candidates(session: Session, account_id: str, now: dt.datetime, *,
     return chain_coins.spendable(session, account_id, now, include_own_unconfirmed=include_own_unconfirmed)
 
 
+def lock_next(session: Session, account_id: str, now: dt.datetime, *, exclude, limit: int,
+              include_own_unconfirmed: bool = False) -> list[Coin]:
+    """Lock up to `limit` more spendable coins, largest first, skipping rows other
+    transactions hold (PostgreSQL FOR UPDATE SKIP LOCKED) and those in `exclude`.
+    Concurrent builds calling this each get different coins."""
+    tip = tip_height(session) or 0
+    confirmed = Coin.block_height.is_not(None)
+    if include_own_unconfirmed:
+        confirmed = or_(confirmed, Coin.own_change.is_(True))
+    stmt = select(Coin).where(Coin.account_id == account_id, Coin.spent_by_txid.is_(None), free_at(now), confirmed,
+                              or_(Coin.coinbase.is_(False), Coin.block_height <= tip - chain_coins.COINBASE_MATURITY + 1))
+    ops = _ops(exclude)
+    if ops:
+        stmt = stmt.where(tuple_(Coin.txid, Coin.vout).not_in(ops))
+    stmt = stmt.order_by(Coin.amount_sat.desc(), Coin.txid, Coin.vout).limit(limit)
+    if _postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
 def _ops(outpoints) -> list[Outpoint]:
     return sorted({(t, int(v)) for t, v in outpoints})
 

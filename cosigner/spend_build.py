@@ -28,7 +28,6 @@ from cosigner.errors import FundingError, InvalidDescriptor
 from cosigner.model import Spend
 from cosigner.psbt import AccountView
 
-MAX_SELECTION_ROUNDS = 8          # re-selections when concurrent builds took chosen coins
 RAW_TX_CACHE = 20_000             # previous transactions kept per process (immutable by txid)
 CHANGE_CLAIMING_STATES = ("built", "delayed", "awaiting_approval", "broadcast")
 _rng = random.SystemRandom()
@@ -112,21 +111,23 @@ def build_spend(session: Session, node, view: AccountView, account_id: str, spen
     spent_by, holder = replacing if replacing else (None, None)
     if pre_ops and reservations.lock(session, pre_ops, now, spent_by=spent_by, holder=holder) != pre_ops:
         raise reservations.CoinsTaken("a coin of the original spend is held by another spend (cancel it first)")
-    excluded: set[tuple[str, int]] = set(pre_ops)
-    for _ in range(MAX_SELECTION_ROUNDS):
-        free = [c for c in reservations.candidates(session, account_id, now,
-                                                   include_own_unconfirmed=include_own_unconfirmed)
-                if (c.txid, c.vout) not in excluded]
-        sel = _select(free, target, weight, use_all, pre)
+    # 1. optimistic: the best selection over every free coin, then lock exactly those
+    free = [c for c in reservations.candidates(session, account_id, now,
+                                               include_own_unconfirmed=include_own_unconfirmed)
+            if (c.txid, c.vout) not in pre_ops]
+    sel = _select(free, target, weight, use_all, pre)
+    chosen = {(c.ref.txid, c.ref.vout) for c in sel.inputs} - pre_ops
+    held_ops = reservations.lock(session, chosen, now)
+    if held_ops != chosen and not use_all:
+        # 2. contended (concurrent builds picked the same coins): lock more coins, largest
+        # first, skipping rows others hold, until the coins we hold can pay
+        sel = _select_under_contention(session, account_id, now, target, weight, pre, pre_ops,
+                                       {c.ref for c in sel.inputs if (c.ref.txid, c.ref.vout) in held_ops},
+                                       include_own_unconfirmed)
         chosen = {(c.ref.txid, c.ref.vout) for c in sel.inputs} - pre_ops
-        held = reservations.lock(session, chosen, now)
-        if held == chosen:
-            chosen |= pre_ops
-            break
-        excluded |= chosen - held
-    else:
-        raise FundingError("the account's coins are busy with other spends being built; try again",
-                           code="coins_busy")
+    elif held_ops != chosen:
+        raise reservations.CoinsTaken("a coin to sweep is held by a spend being built right now; try again")
+    chosen |= pre_ops
     change_index = None
     if sel.change:
         change_index, _ = next_change(session, account_id)
@@ -143,6 +144,25 @@ def build_spend(session: Session, node, view: AccountView, account_id: str, spen
     except build.BuildError as err:  # the node's transaction contradicts the index (reorg in progress)
         raise ChainUnavailable(str(err)) from None
     return Built(psbt.to_string(), sel, tuple(sorted(chosen)), change_index)
+
+
+def _select_under_contention(session, account_id, now, target, weight, pre, pre_ops, held: set,
+                             include_own_unconfirmed: bool) -> coinselect.Selection:
+    """Grow the set of coins this transaction holds (FOR UPDATE SKIP LOCKED) until a
+    selection over them alone pays `target`; InsufficientFunds (as FundingError) when
+    every coin not held by someone else is ours and still does not."""
+    while True:
+        try:
+            return _select(sorted(held, key=lambda c: (c.txid, c.vout)), target, weight, False, pre)
+        except FundingError:
+            # one coin at a time: a build never holds a coin it does not need, so a
+            # concurrent build is never refused for lack of a coin nobody uses
+            more = reservations.lock_next(session, account_id, now,
+                                          exclude={(c.txid, c.vout) for c in held} | pre_ops, limit=1,
+                                          include_own_unconfirmed=include_own_unconfirmed)
+            if not more:
+                raise
+            held.update(more)
 
 
 def _select(free, target: coinselect.Target, weight: int, use_all: bool, pre=()) -> coinselect.Selection:
