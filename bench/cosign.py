@@ -74,7 +74,8 @@ def main() -> None:
     var = Path(tempfile.mkdtemp(prefix="cosign-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")}
     env = embedded_env(env, var)
-    env.update(RATELIMIT_DEVICE="100000/minute", RATELIMIT_IP="100000/minute", LOG_LEVEL="WARNING")
+    env.update(RATELIMIT_DEVICE="100000/minute", RATELIMIT_IP="100000/minute", LOG_LEVEL="WARNING",
+               CHAIN_WATCH_INTERVAL="1")  # the follower sees each funding block within a second
     with Stack(env, "127.0.0.1", free_port(), workers=2, quiet=True, var=var) as stack:
         node = BitcoinRPC(stack.env["BITCOIND_RPC_URL"], stack.env["BITCOIND_RPC_USER"],
                           stack.env["BITCOIND_RPC_PASSWORD"], timeout=120)

@@ -97,7 +97,7 @@ class Settings:
     bitcoind_cookie_file: str | None = None       # BITCOIND_RPC_COOKIE (overrides user/password)
     bitcoind_wallet_prefix: str = "custos-"       # BITCOIND_WALLET_PREFIX
     bitcoind_timeout: float = 30.0                # BITCOIND_TIMEOUT seconds
-    bitcoind_import_descriptors: bool = True      # BITCOIND_IMPORT_DESCRIPTORS (mirror accounts into Core watch-only wallets)
+    bitcoind_import_descriptors: bool = False     # BITCOIND_IMPORT_DESCRIPTORS (mirror accounts into Core watch-only wallets; never read)
     bitcoind_zmq_url: str | None = None           # BITCOIND_ZMQ_URL (Core's -zmqpubhashblock/-zmqpubsequence: wake the follower)
     chain_start_height: int | None = None         # CHAIN_START_HEIGHT (where an empty chain index starts; default: the tip)
     network: str = "regtest"                      # NETWORK
@@ -182,7 +182,7 @@ class Settings:
             bitcoind_cookie_file=e.get("BITCOIND_RPC_COOKIE") or None,
             bitcoind_wallet_prefix=e.get("BITCOIND_WALLET_PREFIX", cls.bitcoind_wallet_prefix),
             bitcoind_timeout=_float("BITCOIND_TIMEOUT", e.get("BITCOIND_TIMEOUT"), 30.0),
-            bitcoind_import_descriptors=_bool(e.get("BITCOIND_IMPORT_DESCRIPTORS"), True),
+            bitcoind_import_descriptors=_bool(e.get("BITCOIND_IMPORT_DESCRIPTORS"), False),
             bitcoind_zmq_url=e.get("BITCOIND_ZMQ_URL") or None,
             chain_start_height=(_int("CHAIN_START_HEIGHT", e.get("CHAIN_START_HEIGHT"), 0)
                                 if e.get("CHAIN_START_HEIGHT") else None),
