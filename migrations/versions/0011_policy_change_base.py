@@ -1,13 +1,13 @@
 """policy changes remember the rules they were made against (applied as a diff)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
