@@ -137,7 +137,20 @@ class SpendSchema(Schema):
     error = fields.String(allow_none=True)
     release_at = fields.DateTime(allow_none=True)
     approval_expires_at = fields.DateTime(allow_none=True)
+    reserved_until = fields.DateTime(allow_none=True, metadata={"description": "its coins are held until then"})
     created_at = fields.DateTime()
+
+
+class SpendListQuerySchema(StrictSchema):
+    state = fields.List(fields.String(validate=validate.Length(max=20)), load_default=list,
+                        metadata={"description": "repeat to match any of several states"})
+    cursor = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class SpendPageSchema(Schema):
+    spends = fields.List(fields.Nested(SpendSchema))
+    next_cursor = fields.String(allow_none=True)
 
 
 class FeesSchema(Schema):

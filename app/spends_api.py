@@ -7,13 +7,13 @@ from flask_smorest import Blueprint
 
 from app.auth.device import signed
 from app.cosigner_schemas import (ApprovalInSchema, ApprovalsSchema, BumpSchema, SignedPsbtSchema, SpendCreateSchema,
-                                  SpendSchema)
+                                  SpendListQuerySchema, SpendPageSchema, SpendSchema)
 from app.deps import deps
 from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
-from cosigner import accounts, spends
+from cosigner import accounts, spend_lifecycle, spends
 from store.base import utcnow
 
 bp = Blueprint("spends", __name__, url_prefix="/v1", description="Spends (PSBT cosigning)")
@@ -25,14 +25,28 @@ bp = Blueprint("spends", __name__, url_prefix="/v1", description="Spends (PSBT c
 @bp.arguments(SpendCreateSchema)
 @bp.response(201, SpendSchema)
 def create_spend(body, account_id):
-    """Build a PSBT through bitcoind; returns it with the explicit fee, inputs, outputs
-    (change or external) and the policy preview. Verify the fee and change on the phone."""
+    """Build a PSBT from the account's own coins (they stay reserved for
+    SPEND_RESERVATION_TTL); returns it with the explicit fee, inputs, outputs (change or
+    external) and the policy preview. Verify the fee and change on the phone.
+    422 `insufficient_funds` carries `shortfall_sat` in details."""
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
         return spends.create(db.session, deps().cosigner, account, outputs=body["outputs"],
                              fee_rate=body.get("fee_rate_sat_vb"), conf_target=body.get("conf_target"),
                              subtract_fee_from=body["subtract_fee_from"], replaceable=body["replaceable"],
                              now=utcnow())
+
+
+@bp.route("/accounts/<account_id>/spends", methods=["GET"])
+@signed
+@bp.arguments(SpendListQuerySchema, location="query")
+@bp.response(200, SpendPageSchema)
+def list_spends(query, account_id):
+    """The account's spends, newest first, optionally only some states (`?state=built`,
+    repeatable), paginated with `cursor`: find and cancel what an app left open."""
+    account = accounts.get_owned(db.session, account_id, g.device.id)
+    return spend_lifecycle.list_spends(db.session, account, states=query["state"], cursor=query.get("cursor"),
+                                       limit=query["limit"])
 
 
 @bp.route("/spends/<spend_id>/signatures", methods=["POST"])

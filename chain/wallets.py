@@ -11,10 +11,9 @@ wallet that a bitcoind restart unloaded reloads it and retries once.
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 
 from chain.errors import (RPC_WALLET_ALREADY_LOADED, RPC_WALLET_ERROR, RPC_WALLET_NOT_FOUND, ChainRejected)
-from chain.rpc import BitcoinRPC, btc_to_sat
+from chain.rpc import BitcoinRPC
 
 DEFAULT_RANGE_END = 999
 
@@ -85,32 +84,6 @@ def ensure_imported(wallet: AccountWallet, descriptors: list[tuple[str, bool]], 
 
 def _normalize(desc: str) -> str:
     return desc.split("#")[0].replace("'", "h")
-
-
-def balances(wallet: AccountWallet) -> dict[str, int]:
-    """Integer satoshis: confirmed, trusted_pending, untrusted_pending, immature."""
-    mine = wallet.call("getbalances").get("mine", {})
-    # Core's "trusted" includes the wallet's own unconfirmed change; split it from confirmed
-    unspent = wallet.call("listunspent", 1, 9_999_999)
-    confirmed = sum(btc_to_sat(u["amount"]) for u in unspent)
-    trusted = btc_to_sat(mine.get("trusted", 0))
-    return {"confirmed": confirmed, "trusted_pending": max(0, trusted - confirmed),
-            "untrusted_pending": btc_to_sat(mine.get("untrusted_pending", 0)),
-            "immature": btc_to_sat(mine.get("immature", 0))}
-
-
-def fund_psbt(wallet: AccountWallet, outputs: list[dict], *, fee_rate: float | None, conf_target: int | None,
-              subtract_fee_from: list[int], replaceable: bool) -> dict:
-    """walletcreatefundedpsbt over the wallet's UTXOs; returns psbt, fee_sat, changepos."""
-    # lockUnspents: concurrent builds never pick the same coins (unlocked on cancel/deny)
-    options = {"replaceable": replaceable, "includeWatching": True, "subtractFeeFromOutputs": subtract_fee_from,
-               "lockUnspents": True}
-    if fee_rate is not None:
-        options["fee_rate"] = Decimal(str(fee_rate))
-    elif conf_target is not None:
-        options["conf_target"] = conf_target
-    result = wallet.call("walletcreatefundedpsbt", [], outputs, 0, options, True)
-    return {"psbt": result["psbt"], "fee_sat": btc_to_sat(result["fee"]), "changepos": result["changepos"]}
 
 
 def broadcast(node: BitcoinRPC, raw_hex: str) -> str:

@@ -91,6 +91,12 @@ class PhoneWallet:
         descriptor derives. Returns the parsed PSBT."""
         psbt = PSBT.from_string(spend["psbt"])
         change = Descriptor.from_string(account["change_descriptor"].split("#")[0])
+        for n, inp in enumerate(psbt.inputs):  # amounts proved by the previous transactions themselves
+            prev = inp.non_witness_utxo
+            if prev is None or prev.txid() != inp.vin.txid or inp.vin.vout >= len(prev.vout) or \
+                    prev.vout[inp.vin.vout].value != inp.witness_utxo.value or \
+                    prev.vout[inp.vin.vout].script_pubkey != inp.witness_utxo.script_pubkey:
+                raise VerificationError(f"input {n}: its amount is not proved by its previous transaction")
         total_in = sum(inp.witness_utxo.value for inp in psbt.inputs)
         total_out = sum(out.value for out in psbt.outputs)
         if total_in - total_out != spend["fee_sat"]:

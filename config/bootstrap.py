@@ -66,11 +66,14 @@ def cosigner_context(settings, notify=None):
     from messaging.notify import notify as push_notify
     from cosigner.psbt import FeeCaps
     from cosigner.vault import keyring_from_settings
+    from cosigner.vsize import rate_to_kvb
     return CosignerContext(
         network=settings.network, wallet_prefix=settings.bitcoind_wallet_prefix,
         caps=FeeCaps(settings.max_fee_sat, settings.max_fee_rate, settings.max_fee_share),
         keyring=keyring_from_settings(settings), node=bitcoind(settings),
-        notify=notify or push_notify, import_descriptors=settings.bitcoind_import_descriptors)
+        notify=notify or push_notify, import_descriptors=settings.bitcoind_import_descriptors,
+        reservation_ttl=settings.spend_reservation_ttl, fee_fallback_kvb=rate_to_kvb(settings.fee_fallback_rate),
+        fee_floor_kvb=rate_to_kvb(settings.fee_floor_rate))
 
 
 def chain_follower(settings, notify=None, **kwargs):

@@ -58,6 +58,18 @@ def _float(name: str, value: str | None, default: float) -> float:
     return result
 
 
+def _nonneg_float(name: str, value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        result = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number") from None
+    if result < 0:
+        raise SettingsError(f"{name} must not be negative")
+    return result
+
+
 def _staff_keys(value: str) -> tuple[tuple[str, str], ...]:
     out = []
     for item in filter(None, (v.strip() for v in value.split(","))):
@@ -85,7 +97,7 @@ class Settings:
     bitcoind_cookie_file: str | None = None       # BITCOIND_RPC_COOKIE (overrides user/password)
     bitcoind_wallet_prefix: str = "custos-"       # BITCOIND_WALLET_PREFIX
     bitcoind_timeout: float = 30.0                # BITCOIND_TIMEOUT seconds
-    bitcoind_import_descriptors: bool = True      # BITCOIND_IMPORT_DESCRIPTORS (mirror accounts into Core watch-only wallets)
+    bitcoind_import_descriptors: bool = False     # BITCOIND_IMPORT_DESCRIPTORS (mirror accounts into Core watch-only wallets; never read)
     bitcoind_zmq_url: str | None = None           # BITCOIND_ZMQ_URL (Core's -zmqpubhashblock/-zmqpubsequence: wake the follower)
     chain_start_height: int | None = None         # CHAIN_START_HEIGHT (where an empty chain index starts; default: the tip)
     network: str = "regtest"                      # NETWORK
@@ -143,6 +155,10 @@ class Settings:
     admin_cookie_secure: bool = True              # ADMIN_COOKIE_SECURE (console cookies only over HTTPS; localhost is exempt in browsers)
     metrics_port: int | None = None               # METRICS_PORT (unset: no in-process /metrics listener)
     metrics_bind: str = "127.0.0.1"               # METRICS_BIND address for the /metrics listener
+    # spends built by the server from the chain index (issue #13)
+    spend_reservation_ttl: int = 900              # SPEND_RESERVATION_TTL seconds a built spend holds its coins (renewed while held)
+    fee_fallback_rate: float = 20.0               # FEE_FALLBACK_RATE sat/vB when the node has no estimate (0: refuse, like Core's -fallbackfee=0)
+    fee_floor_rate: float = 1.0                   # FEE_FLOOR_RATE sat/vB: nothing is built below it (nor below the node's mempool minimum)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -166,7 +182,7 @@ class Settings:
             bitcoind_cookie_file=e.get("BITCOIND_RPC_COOKIE") or None,
             bitcoind_wallet_prefix=e.get("BITCOIND_WALLET_PREFIX", cls.bitcoind_wallet_prefix),
             bitcoind_timeout=_float("BITCOIND_TIMEOUT", e.get("BITCOIND_TIMEOUT"), 30.0),
-            bitcoind_import_descriptors=_bool(e.get("BITCOIND_IMPORT_DESCRIPTORS"), True),
+            bitcoind_import_descriptors=_bool(e.get("BITCOIND_IMPORT_DESCRIPTORS"), False),
             bitcoind_zmq_url=e.get("BITCOIND_ZMQ_URL") or None,
             chain_start_height=(_int("CHAIN_START_HEIGHT", e.get("CHAIN_START_HEIGHT"), 0)
                                 if e.get("CHAIN_START_HEIGHT") else None),
@@ -227,6 +243,10 @@ class Settings:
             admin_cookie_secure=_bool(e.get("ADMIN_COOKIE_SECURE"), True),
             metrics_port=_int("METRICS_PORT", e.get("METRICS_PORT"), 0) or None,
             metrics_bind=e.get("METRICS_BIND", cls.metrics_bind),
+            spend_reservation_ttl=_int("SPEND_RESERVATION_TTL", e.get("SPEND_RESERVATION_TTL"),
+                                       cls.spend_reservation_ttl),
+            fee_fallback_rate=_nonneg_float("FEE_FALLBACK_RATE", e.get("FEE_FALLBACK_RATE"), cls.fee_fallback_rate),
+            fee_floor_rate=_float("FEE_FLOOR_RATE", e.get("FEE_FLOOR_RATE"), cls.fee_floor_rate),
         )
         s.check_values()
         return s
@@ -270,6 +290,10 @@ class Settings:
             problems.append("RECOVERY_CASE_TTL must be longer than RECOVERY_DELAY")
         if self.recovery_reminder_interval < 3600:
             problems.append("RECOVERY_REMINDER_INTERVAL must be at least 3600 seconds")
+        if not 60 <= self.spend_reservation_ttl <= 24 * 3600:
+            problems.append("SPEND_RESERVATION_TTL must be between 60 and 86400 seconds")
+        if self.fee_fallback_rate < 0:
+            problems.append("FEE_FALLBACK_RATE must be 0 (disabled) or a positive sat/vB rate")
         if problems:
             raise SettingsError("; ".join(problems))
 

@@ -16,5 +16,8 @@ class CosignerContext:
     keyring: KeyWrapper
     node: object                                   # chain.rpc.BitcoinRPC
     notify: Callable[..., None]                    # notify(session, device_id, kind, now)
-    import_descriptors: bool = True                # BITCOIND_IMPORT_DESCRIPTORS: mirror into Core wallets
+    import_descriptors: bool = False               # BITCOIND_IMPORT_DESCRIPTORS: mirror into Core wallets (never read)
+    reservation_ttl: int = 900                     # SPEND_RESERVATION_TTL seconds
+    fee_fallback_kvb: int = 20_000                 # FEE_FALLBACK_RATE in sat/kvB (0: disabled)
+    fee_floor_kvb: int = 1_000                     # FEE_FLOOR_RATE in sat/kvB
 

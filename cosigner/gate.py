@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from chain import wallets
 from chain.errors import ChainRejected
-from cosigner import accounts, hooks, policy_service
+from cosigner import accounts, coincheck, hooks, policy_service, reservations
 from cosigner import policy as engine
 from cosigner.context import CosignerContext
 from cosigner.errors import PsbtRejected, SpendNotFound
@@ -116,6 +116,9 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     Returns the spend."""
     psbt = parse(psbt_b64)
     view = accounts.view(account, session)
+    replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
+    coincheck.check_inputs(session, account.id, psbt, replacing=replaced.txid if replaced else None,
+                           check_spent=False)  # amounts and scripts are the index's; spentness below
     intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
     hooks.check_submit(session, account, intent, now)
@@ -127,8 +130,8 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
         _hold(session, ctx, account, spend, verdict, psbt_b64=psbt_b64, now=now)
         return spend
     if check_inputs:
-        for i in spend.inputs:
-            if ctx.node.call("gettxout", i["txid"], i["vout"], True) is None:
+        for i in spend.inputs:  # a replacement's inputs are spent by the mempool transaction it replaces
+            if ctx.node.call("gettxout", i["txid"], i["vout"], replaced is None) is None:
                 return _fail(session, ctx, account, spend, "inputs_spent", now)
     raw = _cosign(session, ctx, account, view, psbt, intent)
     try:
@@ -138,6 +141,8 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
     spend.decided_at = now           # counts against velocity windows from the moment it was signed
     spend.signed_psbt = None
+    # its coins stay off the free list until the follower records the spend
+    reservations.keep(session, spend, now, ctx.reservation_ttl, strict=False)
     if spend.replaces_id:
         old = session.get(Spend, spend.replaces_id)
         if old is not None:
@@ -179,16 +184,9 @@ def record_decision(session: Session, spend: Spend, decision: engine.Decision, *
                           "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
 
 
-def unlock_coins(ctx, account: Account, spend: Spend) -> None:
-    """Release the UTXOs bitcoind locked for this spend (best effort: a restart clears them)."""
-    node = getattr(ctx, "node", None)
-    if node is None:
-        return
-    try:
-        wallets.wallet_for(node, ctx.wallet_prefix, account.id).call(
-            "lockunspent", True, [{"txid": i["txid"], "vout": i["vout"]} for i in spend.inputs])
-    except Exception:  # an unlocked or unknown outpoint is not worth failing the request
-        pass
+def unlock_coins(session: Session, spend: Spend) -> None:
+    """Free the coins this spend reserved (same transaction as its state change)."""
+    reservations.free(session, spend)
 
 
 # -- internals ----------------------------------------------------------------------------------
@@ -215,13 +213,22 @@ def _stored_intent(spend: Spend, sweep: bool) -> engine.Intent:
 
 def _hold(session: Session, ctx, account: Account, spend: Spend, verdict: Verdict, *, psbt_b64: str,
           now: dt.datetime) -> None:
-    """Move a spend the gate did not sign to the state its verdict names; notify."""
+    """Move a spend the gate did not sign to the state its verdict names; notify. A held
+    spend keeps its coins reserved past the deadline it waits for; a refused one frees them."""
+    _move(session, ctx, account, spend, verdict, psbt_b64=psbt_b64, now=now)
+    if spend.state in HELD_STATES:
+        reservations.keep(session, spend, now, getattr(ctx, "reservation_ttl", reservations.DEFAULT_TTL),
+                          strict=False)
+
+
+def _move(session: Session, ctx, account: Account, spend: Spend, verdict: Verdict, *, psbt_b64: str,
+          now: dt.datetime) -> None:
     spend.updated_at = now
     if verdict.action in ("deny", "expired"):
         held = spend.state in HELD_STATES
         spend.state = "denied" if verdict.action == "deny" else "expired"
         spend.signed_psbt, spend.release_at = None, None
-        unlock_coins(ctx, account, spend)
+        unlock_coins(session, spend)
         if held:
             ctx.notify(session, account.owner_device_id,
                        "spend_denied" if verdict.action == "deny" else "approval_expired", now)
@@ -249,7 +256,7 @@ def _hold(session: Session, ctx, account: Account, spend: Spend, verdict: Verdic
 
 def _fail(session: Session, ctx, account: Account, spend: Spend, reason: str, now: dt.datetime) -> Spend:
     spend.state, spend.error, spend.updated_at, spend.signed_psbt = "failed", reason, now, None
-    unlock_coins(ctx, account, spend)
+    unlock_coins(session, spend)
     audit.record(session, actor="system", action="spend.broadcast_failed", subject=spend.id,
                  details={"reason": reason}, now=now)
     return spend

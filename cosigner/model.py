@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.base import Base, UTCDateTime
@@ -72,6 +72,7 @@ class IssuedAddress(Base):
 
 class Spend(Base):
     __tablename__ = "spends"
+    __table_args__ = (Index("ix_spends_account_created", "account_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
@@ -98,6 +99,9 @@ class Spend(Base):
     release_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     approval_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)  # when the policy let it count
+    # until when its input coins are reserved (chain_coins.reserved_until of each input);
+    # a built spend past it expires (cosigner.reservations)
+    reserved_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class AccountPolicy(Base):

@@ -11,7 +11,6 @@ when present. It refuses with PsbtRejected(code) — never partially — and ret
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from embit.bip32 import HDKey
@@ -19,12 +18,12 @@ from embit.ec import PublicKey, Signature
 from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
+from cosigner import vsize as vs
 from cosigner.descriptors import AccountKey, network_params
 from cosigner.errors import PsbtRejected
 
 MAX_INPUTS = 500
 MAX_OUTPUTS = 500
-SIG_WORST = 73          # DER signature + sighash byte, worst case
 HARDENED = 0x80000000
 
 
@@ -132,16 +131,6 @@ def _signer_pub(view: AccountView, signer: str, branch: int, index: int) -> Publ
     return HDKey.from_string(key.xpub).derive([branch, index]).key
 
 
-def witness_bytes(witness_script_len: int) -> int:
-    """Worst-case witness size (bytes) of a 2-signature P2WSH spend."""
-    items = 1 + 1 + 2 * (1 + SIG_WORST) + _varint_len(witness_script_len) + witness_script_len
-    return items
-
-
-def _varint_len(n: int) -> int:
-    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5
-
-
 def parse(psbt_b64: str) -> PSBT:
     try:
         psbt = PSBT.from_string(psbt_b64.strip())
@@ -215,7 +204,7 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
             if not ok:
                 raise PsbtRejected(f"input {i}: the {who} signature is invalid", code=f"{signer}_signature_invalid")
         ws_len = len(derived.witness_script().data)
-        weight_witness += witness_bytes(ws_len)
+        weight_witness += vs.witness_bytes(ws_len)
         inputs.append(InputInfo(prev_txid.hex(), vout, utxo.value, branch, index))
 
     outputs = []
@@ -238,7 +227,7 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
     if fee < 0:
         raise PsbtRejected("outputs exceed inputs", code="negative_fee")
     base = _base_size(tx)
-    vsize = math.ceil((4 * base + 2 + weight_witness) / 4)
+    vsize = vs.vsize(4 * base + vs.SEGWIT_MARKER_WU + weight_witness)
     rate = fee / vsize
     external = sum(o.amount_sat for o in outputs if not o.change)
     if fee > caps.max_fee_sat:

@@ -1,4 +1,4 @@
-"""Spend use cases: build a PSBT through bitcoind, accept what the phone signed,
+"""Spend use cases: build a PSBT from the account's own coins (chain index), accept what the phone signed,
 approvals, delayed release, approval expiry, cancel, fee bump (RBF).
 
 Nothing here signs: every path that could lead to a cosigner signature (submit, approve,
@@ -12,30 +12,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from decimal import Decimal
 
 from embit.script import Script
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
-from chain import wallets
-from chain.rpc import sat_to_btc
-from cosigner import accounts, gate, hooks, policy_service
+from chain.errors import ChainRejected
+from chain.rpc import btc_to_sat
+from cosigner import accounts, coincheck, fees, gate, hooks, policy_service, reservations, spend_build
+from cosigner import vsize as vs
+from cosigner.vsize import rate_to_kvb
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
-from cosigner.errors import (FundingError, InvalidDescriptor, SpendNotFound, SpendStateError,
-                             WatchOnly)
+from cosigner.errors import InvalidDescriptor, SpendNotFound, SpendStateError, WatchOnly
 from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend, SpendApproval
 from cosigner.psbt import inspect, parse
+from workers.jobs import schedule
 
 DUST_SAT = 546
 MAX_OUTPUTS = 100
 MIN_FEE_RATE, MAX_FEE_RATE_REQUEST = 1.0, 10_000.0
 
 
-def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
-    """Validate requested outputs; return bitcoind's [{address: BTC}] list."""
+def _check_outputs(outputs: list[dict], network: str) -> list[tuple[bytes, int]]:
+    """Validate requested outputs; return [(scriptPubKey, amount_sat)]."""
     if not outputs or len(outputs) > MAX_OUTPUTS:
         raise InvalidDescriptor(f"1 to {MAX_OUTPUTS} outputs", code="invalid_outputs")
     hrp = network_params(network)["bech32"]
@@ -43,7 +44,7 @@ def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
     for o in outputs:
         address, amount = o["address"], o["amount_sat"]
         try:
-            Script.from_address(address)
+            script = Script.from_address(address)
         except Exception:
             raise InvalidDescriptor(f"{address!r} is not a valid address", code="invalid_address") from None
         low = address.lower()
@@ -54,58 +55,66 @@ def _check_outputs(outputs: list[dict], network: str) -> list[dict]:
         if amount < DUST_SAT:
             raise InvalidDescriptor(f"amount below the dust limit of {DUST_SAT} sat", code="dust_output")
         seen.add(address)
-        result.append({address: sat_to_btc(amount)})
+        result.append((script.data, amount))
     return result
 
 
 def create(session: Session, ctx: CosignerContext, account: Account, *, outputs: list[dict],
            fee_rate: float | None, conf_target: int | None, subtract_fee_from: list[int],
            replaceable: bool, now: dt.datetime) -> Spend:
-    """Build a funded PSBT (bitcoind coin selection, change to our change descriptor),
-    inspect it like any other PSBT, and record it with a policy preview."""
+    """Select from the account's own confirmed, free coins (chain index), reserve them
+    for SPEND_RESERVATION_TTL, build the PSBT with embit (change to the next unused
+    change address), inspect it like any other PSBT and record it with a policy
+    preview. All in the caller's transaction: a refusal reserves nothing."""
     if account.watch_only:
         raise WatchOnly("a watch-only account cannot spend")
     if fee_rate is not None and not MIN_FEE_RATE <= fee_rate <= MAX_FEE_RATE_REQUEST:
         raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
-    if any(not 0 <= i < len(outputs) for i in subtract_fee_from):
-        raise InvalidDescriptor("subtract_fee_from names an output that does not exist", code="invalid_outputs")
-    rpc_outputs = _check_outputs(outputs, account.network)
-    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
-    try:
-        funded = wallets.fund_psbt(wallet, rpc_outputs, fee_rate=fee_rate, conf_target=conf_target,
-                                   subtract_fee_from=subtract_fee_from, replaceable=replaceable)
-    except Exception as err:
-        code = getattr(err, "code", None)
-        if code == -6 or "insufficient" in str(err).lower():
-            raise FundingError("not enough confirmed funds for these outputs and fee") from None
-        raise
-    try:
-        return record(session, ctx, account, funded["psbt"], now=now)
-    except Exception:
-        # bitcoind locked the selected coins for this build: give them back
-        tx = parse(funded["psbt"]).tx
-        wallet.call("lockunspent", True, [{"txid": v.txid.hex(), "vout": v.vout} for v in tx.vin])
-        raise
+    spend_build.validate_request(outputs, subtract_fee_from)
+    scripts = _check_outputs(outputs, account.network)
+    choice = fees.choose(ctx.node, fee_rate=fee_rate, conf_target=conf_target, fallback_kvb=ctx.fee_fallback_kvb,
+                         floor_kvb=ctx.fee_floor_kvb)
+    view = accounts.view(account, session)
+    spend_id = new_spend_id()
+    built = spend_build.build_spend(session, ctx.node, view, account.id, spend_id, outputs=scripts,
+                                    rate_kvb=choice.rate_kvb, subtract_fee_from=subtract_fee_from,
+                                    replaceable=replaceable, now=now)
+    return record(session, ctx, account, built.psbt, now=now, spend_id=spend_id)
+
+
+def new_spend_id() -> str:
+    return f"spend_{secrets.token_hex(12)}"
 
 
 def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: str, *, now: dt.datetime,
-           replaces: Spend | None = None) -> Spend:
-    """Inspect a PSBT built for `account` (by bitcoind or by another package, e.g. the
-    recovery sweep) and record it as a `built` spend with its policy preview."""
+           replaces: Spend | None = None, spend_id: str | None = None) -> Spend:
+    """Inspect a PSBT built for `account` (by `create`, `bump` or another package, e.g.
+    the recovery sweep), check every input against the chain index, record it as a
+    `built` spend with its policy preview, and reserve its coins until now +
+    SPEND_RESERVATION_TTL (a `spend.reservation_expiry` job expires it then). Raises
+    PsbtRejected, CoinsTaken (a coin is held by another spend)."""
     psbt = parse(psbt_b64)
-    intent = inspect(psbt, accounts.view(account, session), caps=ctx.caps, require_platform_signature=False)
+    view = accounts.view(account, session)
+    replacing = replaces.txid if replaces else None
+    coincheck.check_inputs(session, account.id, psbt, replacing=replacing)
+    intent = inspect(psbt, view, caps=ctx.caps, require_platform_signature=False)
     decision = policy_service.decide(session, account, intent, spend_id=None, now=now, lock=False,
                                      sweep=hooks.is_sweep(session, account, intent))
-    spend = Spend(id=f"spend_{secrets.token_hex(12)}", account_id=account.id, state="built", psbt=psbt_b64,
+    until = now + dt.timedelta(seconds=ctx.reservation_ttl)
+    spend = Spend(id=spend_id or new_spend_id(), account_id=account.id, state="built", psbt=psbt_b64,
                   unsigned_txid=intent.txid, fee_sat=intent.fee_sat, fee_rate=intent.fee_rate, vsize=intent.vsize,
                   external_sat=intent.external_sat, inputs=[_input(i) for i in intent.inputs],
                   outputs=[_output(o) for o in intent.outputs], decision=decision.as_dict(),
-                  replaces_id=replaces.id if replaces else None, created_at=now, updated_at=now)
+                  replaces_id=replaces.id if replaces else None, created_at=now, updated_at=now,
+                  reserved_until=until)
     session.add(spend)
     session.flush()
+    reservations.reserve(session, [(i.txid, i.vout) for i in intent.inputs], spend.id, until, now,
+                         spent_by=replacing, taking_from=replaces.id if replaces else None)
+    schedule(session, "spend.reservation_expiry", spend.id, until)
     audit.record(session, actor=account.owner_device_id, action="spend.built", subject=spend.id,
                  details={"account": account.id, "fee_sat": intent.fee_sat, "external_sat": intent.external_sat,
-                          "replaces": spend.replaces_id}, now=now)
+                          "replaces": spend.replaces_id, "inputs": len(intent.inputs)}, now=now)
     return spend
 
 
@@ -144,6 +153,7 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
         return spend
     if spend.state not in OPEN_STATES:
         raise SpendStateError(f"spend is {spend.state}", code="spend_not_open")
+    reservations.keep(session, spend, now, ctx.reservation_ttl, strict=True)  # a lapsed reservation is taken back
     spend.submitted_digest, spend.updated_at = digest, now
     return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=psbt_b64, actor=device_id, now=now)
 
@@ -196,7 +206,7 @@ def approve(session: Session, ctx: CosignerContext, spend_id: str, *, kind: str,
                  details={"note_given": bool(note)}, now=now)
     if decision == "deny":
         spend.state, spend.updated_at, spend.signed_psbt = "denied", now, None
-        gate.unlock_coins(ctx, account, spend)
+        gate.unlock_coins(session, spend)
         ctx.notify(session, account.owner_device_id, "spend_denied", now)
         return spend
     return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=spend.signed_psbt,
@@ -222,7 +232,7 @@ def expire_approval(session: Session, ctx: CosignerContext, spend_id: str, now: 
 
 def _expire(session: Session, ctx: CosignerContext, account: Account, spend: Spend, now: dt.datetime) -> None:
     spend.state, spend.updated_at, spend.signed_psbt = "expired", now, None
-    gate.unlock_coins(ctx, account, spend)
+    gate.unlock_coins(session, spend)
     audit.record(session, actor="system", action="spend.approval_expired", subject=spend.id, details={}, now=now)
     ctx.notify(session, account.owner_device_id, "approval_expired", now)
 
@@ -236,20 +246,49 @@ def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     if spend.state not in CANCELLABLE_STATES:
         raise SpendStateError(f"a {spend.state} spend cannot be cancelled", code="spend_not_open")
     spend.state, spend.updated_at, spend.signed_psbt = "cancelled", now, None
-    gate.unlock_coins(ctx, account, spend)
+    gate.unlock_coins(session, spend)
     audit.record(session, actor=device_id, action="spend.cancelled", subject=spend.id, details={}, now=now)
     return spend
 
 
 def bump(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, fee_rate: float,
          now: dt.datetime) -> Spend:
-    """A replacement PSBT (psbtbumpfee) paying `fee_rate` sat/vB, recorded as a new spend
-    that replaces this one once broadcast; it goes through the same signature path."""
-    spend, account = get_owned(session, spend_id, device_id)
+    """An RBF replacement built by the server: the same inputs (more only if they cannot
+    pay), the same external outputs, lower change, at `fee_rate` sat/vB, which must
+    exceed the original's rate by the node's incremental relay fee (BIP125; the
+    absolute fee rule is met too). Recorded as a new `built` spend that replaces this
+    one once broadcast; it is signed and goes through the signing path like any other.
+    Raises SpendStateError(spend_not_bumpable), InvalidDescriptor(fee_rate_too_low)."""
+    spend, account = get_owned(session, spend_id, device_id, lock=True)
     if spend.state != "broadcast" or not spend.txid:
         raise SpendStateError("only a broadcast, unconfirmed spend can be bumped", code="spend_not_bumpable")
     if not MIN_FEE_RATE <= fee_rate <= MAX_FEE_RATE_REQUEST:
         raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
-    wallet = wallets.wallet_for(ctx.node, ctx.wallet_prefix, account.id)
-    result = wallet.call("psbtbumpfee", spend.txid, {"fee_rate": Decimal(str(fee_rate))})
-    return record(session, ctx, account, result["psbt"], now=now, replaces=spend)
+    try:
+        entry = ctx.node.call("getmempoolentry", spend.txid)
+    except ChainRejected:
+        raise SpendStateError("the spend is no longer in the mempool (confirmed or dropped)",
+                              code="spend_not_bumpable") from None
+    old_fee, old_vsize = btc_to_sat(entry["fees"]["base"]), int(entry["vsize"])
+    incremental = fees.mempool_info(ctx.node)["incremental_kvb"]
+    minimum = -(-old_fee * 1000 // old_vsize) + incremental
+    rate = max(rate_to_kvb(fee_rate), ctx.fee_floor_kvb)
+    if rate < minimum:
+        raise InvalidDescriptor(f"a replacement must pay at least {minimum / 1000} sat/vB", code="fee_rate_too_low",
+                                details={"minimum_sat_vb": minimum / 1000})
+    coins = reservations.lookup(session, [(i["txid"], i["vout"]) for i in spend.inputs])
+    if len(coins) != len(spend.inputs) or any(c.spent_height is not None for c in coins.values()):
+        raise SpendStateError("the spend's inputs are already confirmed spent", code="spend_not_bumpable")
+    tx = parse(spend.psbt).tx
+    externals = [(tx.vout[o["index"]].script_pubkey.data, o["amount_sat"]) for o in spend.outputs if not o["change"]]
+    view = accounts.view(account, session)
+    new_id = new_spend_id()
+    for _ in range(2):  # BIP125 rule 4: new fee >= old fee + incremental x new size
+        built = spend_build.build_spend(session, ctx.node, view, account.id, new_id, outputs=externals,
+                                        rate_kvb=rate, subtract_fee_from=[], replaceable=True, now=now,
+                                        preselected=tuple(coins.values()), replacing=(spend.txid, spend.id))
+        needed = old_fee + vs.fee(built.selection.vsize, incremental)
+        if built.selection.fee >= needed:
+            break
+        rate = -(-needed * 1000 // built.selection.vsize)
+    return record(session, ctx, account, built.psbt, now=now, replaces=spend, spend_id=new_id)

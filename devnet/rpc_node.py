@@ -119,14 +119,27 @@ def getrawtransaction(ctx, txid, verbose=False, blockhash=None):
     txid = hash_param(txid, "txid")
     if isinstance(verbose, int) and not isinstance(verbose, bool):
         verbose = verbose > 0
-    found = ctx.node.lookup_tx(txid)
-    if found is None:
-        raise RPCFailure(INVALID_ADDRESS_OR_KEY, "No such mempool or blockchain transaction. "
-                         "Use gettransaction for wallet transactions.")
-    ti, bi = found
+    if blockhash is not None:
+        # Core: look in that block only (works without -txindex)
+        bi = ctx.node.chain.by_hash.get(hash_param(blockhash, "parameter 3"))
+        if bi is None:
+            raise RPCFailure(INVALID_ADDRESS_OR_KEY, "Block hash not found")
+        ti = next((t for t in bi.block.txs if t.txid == txid), None)
+        if ti is None:
+            raise RPCFailure(INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block. "
+                             "Use gettransaction for wallet transactions.")
+    else:
+        found = ctx.node.lookup_tx(txid)
+        if found is None:
+            raise RPCFailure(INVALID_ADDRESS_OR_KEY, "No such mempool or blockchain transaction. "
+                             "Use gettransaction for wallet transactions.")
+        ti, bi = found
     if not as_bool(verbose, False):
         return ti.raw.hex()
     out = tx_json(ti)
+    if blockhash is not None:
+        blocks = ctx.node.chain.blocks
+        out["in_active_chain"] = bi.height < len(blocks) and blocks[bi.height] is bi
     if bi is not None:
         chain = ctx.node.chain
         out.update({"blockhash": bi.hash, "confirmations": chain.height - bi.height + 1,

@@ -15,6 +15,7 @@ from embit.transaction import Transaction
 from devnet import funding
 from devnet.encoding import btc, btc_kvb, spk_json
 from devnet.errors import RPCFailure, WALLET_ERROR, DESERIALIZATION_ERROR, INVALID_PARAMETER
+from devnet.psbt_analysis import analyzepsbt_result, global_xpubs
 from devnet.params import as_bool, as_list, as_obj, as_str, as_number
 from devnet.txutil import info, tx_json
 from devnet import validation as v
@@ -128,7 +129,7 @@ def decodepsbt(ctx, psbt):
         if o.bip32_derivations:
             e["bip32_derivs"] = _derivs(o)
         outs.append(e)
-    out = {"tx": tx_json(info(tx), include_hex=False), "global_xpubs": [], "psbt_version": 0,
+    out = {"tx": tx_json(info(tx), include_hex=False), "global_xpubs": global_xpubs(p), "psbt_version": 0,
            "proprietary": [], "unknown": {}, "inputs": ins, "outputs": outs}
     if known:
         out["fee"] = btc(total_in - sum(o.value for o in tx.vout))
@@ -136,31 +137,8 @@ def decodepsbt(ctx, psbt):
 
 
 def analyzepsbt(ctx, psbt):
-    p = parse_psbt(psbt)
-    ins, nxt, total_in, known = [], "extractor", 0, True
-    for inp in p.inputs:
-        final = inp.final_scriptwitness is not None or inp.final_scriptsig is not None
-        has_utxo = inp.utxo is not None
-        e = {"has_utxo": has_utxo, "is_final": final}
-        if not has_utxo:
-            e["next"] = "updater"
-            nxt = "updater"
-            known = False
-        else:
-            total_in += inp.utxo.value
-            if not final:
-                e["next"] = "signer"
-                if nxt == "extractor":
-                    nxt = "signer" if not inp.partial_sigs else "finalizer"
-        ins.append(e)
-    out = {"inputs": ins}
-    if known:
-        fee = total_in - sum(o.value for o in p.tx.vout)
-        vsize = info(p.tx).vsize + sum(27 for _ in p.inputs)
-        out.update({"estimated_vsize": vsize, "estimated_feerate": btc_kvb(Decimal(fee) / vsize),
-                    "fee": btc(fee)})
-    out["next"] = nxt
-    return out
+    """Core's AnalyzePSBT for the shapes devnet knows (see devnet.psbt_analysis)."""
+    return analyzepsbt_result(parse_psbt(psbt))
 
 
 # ---- sending ---------------------------------------------------------------------------

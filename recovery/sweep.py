@@ -3,8 +3,8 @@ this module registers the hooks; app/recovery_api.py and workers/recovery_tasks.
 
 After a completed recovery the account (RecoveryAccountState.mode == "sweep"):
 - needs the recovery key's signature instead of the platform key's (signer role);
-- refuses every spend except the sweep this module built (`build`): all confirmed UTXOs
-  to one receive address of an account owned by the new device, fee subtracted from it,
+- refuses every spend except the sweep this module built (`build`): every coin the
+  chain index holds for the account (confirmed; reserved ones included) to one receive address of an account owned by the new device, fee subtracted from it,
   no change. The guard re-proves the destination by re-deriving it from that account's
   receive descriptor (an address issued to it), and checks the txid is the one built;
 - tells the policy engine that this spend is the sweep (`is_sweep`: through a freeze).
@@ -12,18 +12,17 @@ After a completed recovery the account (RecoveryAccountState.mode == "sweep"):
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
+from embit.script import Script
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
-from chain import wallets
-from chain.rpc import btc_to_sat, sat_to_btc
+from chain.model import Coin
 from cosigner import accounts, hooks
 from cosigner import descriptors as d
 from cosigner.errors import AccountNotFound, PsbtRejected
-from cosigner.model import Account, IssuedAddress
+from cosigner.model import CANCELLABLE_STATES, Account, IssuedAddress, Spend
 from recovery.errors import SweepError
 from recovery.model import RecoveryAccountState
 
@@ -75,11 +74,14 @@ def _is_sweep(session, account, intent) -> bool:
 
 def build(session: Session, cctx, account_id: str, device_id: str, destination_account_id: str, *,
           fee_rate: float | None, now: dt.datetime):
-    """Build and record (cosigner.spends.record) the sweep: every confirmed UTXO of the
-    account to a fresh receive address of `destination_account_id`, fee subtracted.
-    Raises AccountNotFound, SweepError (not in sweep mode, unconfirmed funds, nothing to
-    sweep, destination not the new owner's). Returns the Spend."""
-    from cosigner import spends
+    """Build and record (cosigner.spends.record) the sweep: EVERY confirmed coin of the
+    account in the chain index — those reserved by the old phone's open spends
+    included: those spends (built, delayed, awaiting approval) are cancelled here, in
+    the same transaction — to a fresh receive address of `destination_account_id`, fee
+    subtracted, no change. Raises AccountNotFound, SweepError (not in sweep mode,
+    unconfirmed funds, nothing to sweep, destination not the new owner's, incomplete).
+    Returns the Spend."""
+    from cosigner import fees, reservations, spend_build, spends
     account = accounts.get_owned(session, account_id, device_id)
     state = sweeping(session, account.id)
     if state is None or state.new_owner_device_id != device_id:
@@ -94,26 +96,38 @@ def build(session: Session, cctx, account_id: str, device_id: str, destination_a
                          code="sweep_destination_not_owned")
     if fee_rate is not None and not 1.0 <= fee_rate <= 10_000.0:
         raise SweepError("fee_rate must be 1..10000 sat/vB", code="invalid_fee_rate")
-    wallet = wallets.wallet_for(cctx.node, cctx.wallet_prefix, account.id)
-    confirmed = wallet.call("listunspent", 1, 9_999_999)
-    everything = wallet.call("listunspent", 0, 9_999_999)
-    if len(everything) != len(confirmed):
-        raise SweepError("some funds are unconfirmed; sweep once they confirm", code="unconfirmed_funds")
-    if not confirmed:
+    unspent = list(session.scalars(select(Coin).where(Coin.account_id == account.id, Coin.spent_by_txid.is_(None))))
+    pending = [c for c in unspent if c.block_height is None]
+    if pending:
+        raise SweepError(f"{len(pending)} incoming payment(s) are not confirmed yet ({sum(c.amount_sat for c in pending)}"
+                         " sat); sweep once they confirm so nothing is left behind", code="unconfirmed_funds",
+                         details={"unconfirmed_sat": sum(c.amount_sat for c in pending), "coins": len(pending)})
+    if not unspent:
         raise SweepError("there is nothing to sweep", code="nothing_to_sweep")
-    total = sum(btc_to_sat(u["amount"]) for u in confirmed)
+    cancelled = []
+    for open_spend in session.scalars(select(Spend).where(Spend.account_id == account.id,
+                                                          Spend.state.in_(CANCELLABLE_STATES)).with_for_update()):
+        open_spend.state, open_spend.updated_at, open_spend.signed_psbt = "cancelled", now, None
+        reservations.free(session, open_spend)
+        cancelled.append(open_spend.id)
+        audit.record(session, actor=device_id, action="spend.cancelled", subject=open_spend.id,
+                     details={"by": "recovery_sweep"}, now=now)
+    session.flush()
+    total = sum(c.amount_sat for c in unspent)
     address = accounts.issue_address(session, cctx, dest, now).address
-    options = {"add_inputs": False, "subtractFeeFromOutputs": [0], "replaceable": True, "includeWatching": True}
-    if fee_rate is not None:
-        options["fee_rate"] = Decimal(str(fee_rate))
-    funded = wallet.call("walletcreatefundedpsbt", [{"txid": u["txid"], "vout": u["vout"]} for u in confirmed],
-                         [{address: sat_to_btc(total)}], 0, options, True)
+    choice = fees.choose(cctx.node, fee_rate=fee_rate, conf_target=None, fallback_kvb=cctx.fee_fallback_kvb,
+                         floor_kvb=cctx.fee_floor_kvb)
+    spend_id = spends.new_spend_id()
+    built = spend_build.build_spend(session, cctx.node, accounts.view(account, session), account.id, spend_id,
+                                    outputs=[(Script.from_address(address).data, total)], rate_kvb=choice.rate_kvb,
+                                    subtract_fee_from=[0], replaceable=True, now=now, use_all=True)
     state.destination_account_id = dest.id
-    spend = spends.record(session, cctx, account, funded["psbt"], now=now)
-    if len(spend.inputs) != len(confirmed) or any(o["change"] for o in spend.outputs):
-        raise SweepError("the built transaction does not sweep every UTXO", code="sweep_incomplete")
+    spend = spends.record(session, cctx, account, built.psbt, now=now, spend_id=spend_id)
+    swept = {(i["txid"], i["vout"]) for i in spend.inputs}
+    if swept != {(c.txid, c.vout) for c in unspent} or any(o["change"] for o in spend.outputs):
+        raise SweepError("the built transaction does not sweep every coin", code="sweep_incomplete")
     state.sweep_spend_id, state.sweep_txid, state.updated_at = spend.id, spend.unsigned_txid, now
     audit.record(session, actor=device_id, action="recovery.sweep_built", subject=account.id,
-                 details={"spend": spend.id, "destination": dest.id, "inputs": len(confirmed), "total_sat": total},
-                 now=now)
+                 details={"spend": spend.id, "destination": dest.id, "inputs": len(unspent), "total_sat": total,
+                          "cancelled": cancelled}, now=now)
     return spend

@@ -61,6 +61,13 @@ def expire_approval(session: Session, subject: str, now: dt.datetime) -> None:
     expire(session, _ctx(), subject, now)
 
 
+@handler("spend.reservation_expiry")
+def expire_reservation(session: Session, subject: str, now: dt.datetime) -> None:
+    """A built spend's coins are freed when its reservation ends; held ones renew."""
+    from cosigner.spend_lifecycle import expire_reservation as expire
+    expire(session, _ctx(), subject, now)
+
+
 @handler("policy.apply")
 def apply_policy_change(session: Session, subject: str, now: dt.datetime) -> None:
     """A pending loosening change takes effect (unless it was cancelled). Idempotent."""

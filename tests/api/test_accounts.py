@@ -18,7 +18,7 @@ NET = NETWORKS["regtest"]
 def test_create_account_returns_verifiable_descriptors(device):
     phone = PhoneWallet()
     account = create(device, phone)
-    assert account["template"] == "2of3" and account["imported"] is True
+    assert account["template"] == "2of3" and account["imported"] is False   # no Core wallet mirror by default
     assert account["server_key"]["origin"].endswith("/48h/1h/0h/2h]")
     assert "prv" not in str(account)
     listed = device.call("GET", "/v1/accounts")

@@ -59,8 +59,9 @@ def test_decaying_template_recovery_key_alone_only_after_the_timelock(device, ch
     phone = PhoneWallet()
     account = create(device, phone, template="2of3_decaying", decay_blocks=decay)
     addr, txid = fund(chain_node, mine, device, account, "0.1")
-    wallet = chain_node.rpc(f"{chain_settings.bitcoind_wallet_prefix}{account['account_id']}")
-    utxo = next(u for u in wallet.listunspent(0) if u["txid"] == txid)
+    paid = chain_node.rpc().getrawtransaction(txid, True)
+    utxo = next({"vout": o["n"], "amount": o["value"]} for o in paid["vout"]
+                if o["scriptPubKey"].get("address") == addr["address"])
     amount = btc_to_sat(utxo["amount"])
 
     from cosigner import descriptors as d
@@ -164,7 +165,6 @@ def test_restart_between_steps_loses_nothing(device, chain_node, mine, app_facto
     # "restart": a brand-new app process state (new engine, new adapters) on the same DB and node
     fresh = app_factory(chain_settings)
     device.transport = flask_transport(fresh)
-    chain_node.rpc().unloadwallet(f"{chain_settings.bitcoind_wallet_prefix}{account['account_id']}")
     assert device.call("GET", f"/v1/accounts/{account['account_id']}/balance")["confirmed"] == 20_000_000
     psbt = phone.verify_spend(account, spend, outputs)
     done = device.call("POST", f"/v1/spends/{spend['spend_id']}/signatures", {"psbt": phone.sign(psbt)})

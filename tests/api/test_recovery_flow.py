@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import MetaData
@@ -33,13 +34,13 @@ def rec_app(app_factory, rec_settings):
     return app_factory(rec_settings)
 
 
-def test_lost_phone_recovered_and_swept(rec_app, rec_settings, chain_node, mine, tmp_path):
+def test_lost_phone_recovered_and_swept(rec_app, rec_settings, chain_node, mine, follower, tmp_path):
     from tests.logcapture import captured_logs
     with captured_logs() as stream:
-        _journey(rec_app, rec_settings, chain_node, mine, tmp_path, stream)
+        _journey(rec_app, rec_settings, chain_node, mine, follower, tmp_path, stream)
 
 
-def _journey(app, settings, chain_node, mine, tmp_path, log_stream):
+def _journey(app, settings, chain_node, mine, follower, tmp_path, log_stream):
     email = f"owner-{secrets.token_hex(4)}@example.org"
     old, contact = device(app), device(app)
     phone = PhoneWallet()
@@ -47,6 +48,10 @@ def _journey(app, settings, chain_node, mine, tmp_path, log_stream):
     aid = acct["account_id"]
     fund(chain_node, mine, old, acct, "0.3")
     fund(chain_node, mine, old, acct, "0.2")
+    # the old phone left a spend built and unsigned: it reserves a coin of the account
+    left_open = old.call("POST", f"/v1/accounts/{aid}/spends",
+                         {"outputs": [{"address": chain_node.faucet.getnewaddress(), "amount_sat": 10_000_000}]})
+    assert old.call("GET", f"/v1/accounts/{aid}/balance")["reserved_sat"] > 0
 
     # the contact's share travels as a Signal message (contacts first, then E2EE)
     old_m = SignalMessenger(MessagingClient.like(old), str(tmp_path / "old.db"))
@@ -116,9 +121,20 @@ def _journey(app, settings, chain_node, mine, tmp_path, log_stream):
     # the sweep: every UTXO to a new account of the new phone, signed with the recovery key
     new_phone = PhoneWallet()
     dest = account(new, new_phone, "fresh")
+    # an incoming payment still unconfirmed: the sweep would leave it behind, so it waits
+    late = new.call("POST", f"/v1/accounts/{aid}/addresses")["address"]
+    chain_node.faucet.sendtoaddress(late, Decimal("0.05"))
+    follower.run_once()
+    with pytest.raises(ApiError) as pending:
+        new.build_sweep(aid, dest["account_id"], fee_rate=2)
+    assert (pending.value.status, pending.value.code) == (422, "unconfirmed_funds")
+    assert pending.value.details["unconfirmed_sat"] == 5_000_000
+    mine(1)
     sweep = new.build_sweep(aid, dest["account_id"], fee_rate=2)
-    assert len(sweep["inputs"]) == 2 and [o["change"] for o in sweep["outputs"]] == [False]
-    assert sum(i["amount_sat"] for i in sweep["inputs"]) == 50_000_000
+    # every coin, the one the old phone's open spend held included (that spend is cancelled)
+    assert len(sweep["inputs"]) == 3 and [o["change"] for o in sweep["outputs"]] == [False]
+    assert sum(i["amount_sat"] for i in sweep["inputs"]) == 55_000_000
+    assert new.call("GET", f"/v1/spends/{left_open['spend_id']}")["state"] == "cancelled"
     platform_signed = PSBT.from_string(sweep["psbt"])
     platform_signed.sign_with(phone.platform.root)
     with pytest.raises(ApiError) as wrong_key:  # the platform key is not what sweep mode needs
@@ -130,7 +146,10 @@ def _journey(app, settings, chain_node, mine, tmp_path, log_stream):
     mine(1)
     assert new.call("GET", f"/v1/accounts/{aid}/balance")["confirmed"] == 0
     assert new.call("GET", f"/v1/accounts/{dest['account_id']}/balance")["confirmed"] == \
-        50_000_000 - sweep["fee_sat"]
+        55_000_000 - sweep["fee_sat"]
+    with pytest.raises(ApiError) as empty:  # nothing is left behind
+        new.build_sweep(aid, dest["account_id"], fee_rate=2)
+    assert empty.value.code == "nothing_to_sweep"
 
     # no plaintext share, OTP or email anywhere in the database or the logs
     needles = [m for g in split.groups for m in g] + [code, email]
