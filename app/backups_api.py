@@ -30,6 +30,7 @@ def large_body(view):
     def wrapper(*args, **kwargs):
         request.max_content_length = max(BODY_LIMIT, request.max_content_length or 0)
         return view(*args, **kwargs)
+    wrapper.max_body = BODY_LIMIT     # read by app.input_guard before the body is parsed
     return wrapper
 
 
