@@ -99,3 +99,32 @@ def test_unauthenticated_bad_text_is_refused_before_auth(client_factory):
     c = client_factory()
     body = json.dumps({"key_type": "ed25519", "public_key": c.key.public_b64(), "push_token": "\ud800"}).encode()
     assert code(raw(c, "POST", "/v1/devices", body, keyid=c.key.fingerprint())) == (400, "invalid_text")
+
+
+# -- integers beyond 64 bits -------------------------------------------------------------
+@pytest.fixture
+def owned(settings_factory, app_factory, master_key):
+    """A staff key and a device owning an account (bitcoind is down: the import waits)."""
+    from client.phone import PhoneWallet
+    from tests.api.recovery_kit import STAFF_ENV, account, device
+    app = app_factory(settings_factory(STAFF_API_KEYS=STAFF_ENV, MASTER_KEY=master_key))
+    owner = device(app)
+    return app, owner, account(owner, PhoneWallet())["account_id"]
+
+
+@pytest.mark.parametrize("value", [2 ** 63, 2 ** 64, 2 ** 53])
+def test_audit_before_seq_beyond_range(owned, value):
+    from tests.api.recovery_kit import staff_call
+    app, _owner, _aid = owned
+    status, data = staff_call(app, "GET", f"/v1/admin/audit?before_seq={value}")
+    assert (status, data["error"]["code"]) == (422, "validation_error")
+    assert staff_call(app, "GET", f"/v1/admin/audit?before_seq={2 ** 53 - 1}")[0] == 200
+
+
+@pytest.mark.parametrize("value", [2 ** 63, 2 ** 63 + 1, 10 ** 30])
+def test_backup_version_beyond_range(owned, value):
+    _app, owner, aid = owned
+    assert code(owner.request("GET", f"/v1/accounts/{aid}/backups/{value}")[0::2]) == (404, "not_found")
+    status, _h, data = owner.request("PUT", f"/v1/accounts/{aid}/backups",
+                                     {"version": value, "sha256": "0" * 64, "blob": "aGk="})
+    assert (status, data["error"]["code"]) == (422, "validation_error")
