@@ -184,7 +184,7 @@ def test_send_to_unknown_device_is_404(pair):
     ({"ciphertext": "!!!"}, 400, "invalid_envelope"),
     ({"ciphertext": b64(b"\0" * (64 * 1024 + 1))}, 400, "invalid_envelope"),
     ({"ciphertext": ""}, 422, "validation_error"),
-    ({"ciphertext": b64(b"x"), "type": 256}, 400, "invalid_envelope"),
+    ({"ciphertext": b64(b"x"), "type": 256}, 422, "validation_error"),     # over its documented range
     ({"ciphertext": b64(b"x"), "type": "1"}, 422, "validation_error"),
     ({"ciphertext": b64(b"x"), "extra": 1}, 422, "validation_error"),
 ])
