@@ -210,6 +210,10 @@ def advance(session: Session, ctx: RecoveryContext, case_id: str, now: dt.dateti
     and schedule the next one. Idempotent: a step that is not due does nothing.
     Returns the case's state."""
     case = get(session, case_id, lock=True)
+    if case.state in machine.OPEN_STATES and case.account_id is not None and _setup(session, case) is None:
+        _move(session, case, "cancelled", now, reason="setup_replaced")   # nothing left to release
+        from recovery.notices import push
+        push(session, case.requester_device_id, "recovery_cancelled", now)
     for _ in range(4):
         step = machine.due_step(case, now, enough_shares(session, case) if case.state == "collecting" else False)
         if step is None:
@@ -236,6 +240,9 @@ def release(session: Session, ctx: RecoveryContext, case: RecoveryCase, now: dt.
     from recovery.notices import push
     from recovery.setup import operator_share
     setup = _setup(session, case)
+    if setup is None:
+        raise CaseStateError("the account's recovery setup was replaced; this case cannot release a share",
+                             code="setup_replaced")
     machine.transition(case, "released", now, by=by)  # refuses before anything is decrypted
     plain = operator_share(ctx, setup)
     try:
