@@ -182,4 +182,5 @@ def register_error_handlers(app) -> None:
                             headers={"Retry-After": "5"})
         if not isinstance(code, str):
             code = HTTP_CODES.get(status, "error")
-        return envelope(status, code, str(exc), details)
+        headers = {"Retry-After": str(details["retry_after"])} if status == 429 and "retry_after" in details else None
+        return envelope(status, code, str(exc), details, headers)

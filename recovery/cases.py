@@ -15,15 +15,16 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audit import services as audit
 from cosigner.model import Account
 from recovery import machine, otp
 from recovery.context import RecoveryContext
-from recovery.errors import CaseClosed, CaseNotFound, CaseStateError, InvalidScheme, OtpRejected
-from recovery.limits import CHALLENGE_BYTES, SEALING_KEY_BYTES
+from recovery.errors import (CaseClosed, CaseNotFound, CaseStateError, InvalidScheme, OtpRejected,
+                             RecoveryRateLimited)
+from recovery.limits import CHALLENGE_BYTES, OTP_MAX_ATTEMPTS, SEALING_KEY_BYTES
 from recovery.model import RecoveryCase, RecoveryHolder, RecoveryResponse, RecoverySetup
 from recovery.secrets_box import email_hash, normalize_email, valid_x25519, verification_phrase, seal_to
 from workers.jobs import schedule
@@ -139,27 +140,49 @@ class OtpOutcome:
 def verify_otp(session: Session, ctx: RecoveryContext, case_id, device_id: str, code, now: dt.datetime) -> OtpOutcome:
     """Check the code. Right: otp_verified → collecting (delay starts, everyone told).
     Wrong: one attempt used; the fifth wrong code fails the case. Returns the outcome
-    (the caller commits it, then reports a wrong code as an error)."""
+    (the caller commits it, then reports a wrong code as an error).
+
+    Every evaluation is paid for before the hash is checked: one guess from the email's
+    and the account's budgets (recovery.budget; during their cool-down RecoveryRateLimited
+    with `retry_after`, nothing evaluated, the same for decoy cases) and one of the case's
+    attempts, taken by a conditional UPDATE so concurrent guesses can never evaluate more
+    codes than attempts exist (SQLite has no row locks). An expired code is answered
+    without hashing (its expiry is no secret) and costs nothing."""
     case = get_for_requester(session, case_id, device_id, lock=True)
     _require_open(session, ctx, case, now)
     if case.state != "requested":
         raise CaseStateError(f"the case is {case.state}; the code was already accepted",
                              code="otp_already_verified")
     if case.otp_expires_at is None or now >= case.otp_expires_at:
-        otp.matches(case.otp_hash, "000000")  # same work either way
         return OtpOutcome(case, False, otp.attempts_left(case.otp_attempts), expired=True)
+    keys = budget_keys(case)
+    wait = ctx.guesses.reserve(session, keys, now)
+    if wait is not None:
+        raise RecoveryRateLimited("too many wrong codes for this address; wait before trying again",
+                                  code="otp_budget_exhausted", details={"retry_after": wait})
+    taken = session.execute(update(RecoveryCase).where(
+        RecoveryCase.id == case.id, RecoveryCase.state == "requested", RecoveryCase.otp_hash.is_not(None),
+        RecoveryCase.otp_attempts < OTP_MAX_ATTEMPTS).values(otp_attempts=RecoveryCase.otp_attempts + 1))
+    session.refresh(case)
+    if taken.rowcount != 1:
+        raise CaseClosed(f"this recovery case is {case.state}", details={"state": case.state})
     right = otp.matches(case.otp_hash, code) and case.account_id is not None
+    case.updated_at = now
     if right:
         case.verified_by, case.otp_hash = "otp", None
+        ctx.guesses.clear(session, keys)
         _move(session, case, "otp_verified", now, by=device_id)
         begin_collecting(session, ctx, case, now)
         return OtpOutcome(case, True, otp.attempts_left(case.otp_attempts))
-    case.otp_attempts += 1
-    case.updated_at = now
     if otp.attempts_left(case.otp_attempts) == 0:
         case.otp_hash = None
         _move(session, case, "failed", now, by=device_id, reason="too_many_wrong_codes")
     return OtpOutcome(case, False, otp.attempts_left(case.otp_attempts))
+
+
+def budget_keys(case: RecoveryCase) -> list[str]:
+    from recovery.budget import keys_for
+    return keys_for(case.email_hash, case.account_id)
 
 
 def begin_collecting(session: Session, ctx: RecoveryContext, case: RecoveryCase, now: dt.datetime) -> None:

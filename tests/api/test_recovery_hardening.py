@@ -66,3 +66,68 @@ def test_a_case_whose_setup_is_gone_closes_instead_of_failing(world, rsettings, 
         row = s.get(RecoveryCase, cid)
         assert row.closed_reason == "setup_replaced" and row.released_share is None
         assert s.scalar(select(RecoverySetup.id)) is None
+
+
+# -- M3: the OTP guessing budget spans cases ----------------------------------------------------
+def _wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def _burn_budget(api, email, rsettings, known: bool):
+    """Two cases × five wrong codes = the email's budget of 10; returns a third case."""
+    from recovery.budget import OTP_GUESS_BUDGET
+    assert OTP_GUESS_BUDGET == 10
+    for _ in range(2):
+        case = Recoverer(api).start(email)
+        code = outbox_codes(rsettings, email)[-1] if known else "000000"
+        for _ in range(5):
+            e = err(api.otp, case["case_id"], _wrong(code))
+            assert e.status in (422, 410)
+    return Recoverer(api).start(email)
+
+
+def test_the_budget_spans_cases_and_stops_even_the_right_code(world, rsettings):
+    new = world["new"]
+    third = _burn_budget(new, world["email"], rsettings, known=True)
+    right = outbox_codes(rsettings, world["email"])[-1]
+    e = err(new.otp, third["case_id"], right)
+    assert (e.status, e.code) == (429, "otp_budget_exhausted")
+    assert 3500 < e.details["retry_after"] <= 3600
+    case = new.case(third["case_id"])
+    assert case["state"] == "requested" and case["otp_attempts_left"] == 5    # nothing was evaluated
+
+
+def test_the_budget_answers_the_same_for_an_unknown_email(world, rsettings, rapp):
+    from tests.api.recovery_kit import device
+    other = device(rapp)
+    third = _burn_budget(other, "nobody@example.org", rsettings, known=False)
+    e = err(other.otp, third["case_id"], "123456")
+    assert (e.status, e.code, sorted(e.details)) == (429, "otp_budget_exhausted", ["retry_after"])
+
+
+def test_the_budget_is_shared_by_every_api_process(world, rsettings, app_factory):
+    """A second app (another gunicorn worker: its own in-memory limiter) sees the same budget."""
+    from client.recovery import RecoveryClient
+    from tests.conftest import flask_transport
+    new = world["new"]
+    third = _burn_budget(new, world["email"], rsettings, known=True)
+    elsewhere = RecoveryClient.like(new)
+    elsewhere.transport = flask_transport(app_factory(rsettings))
+    e = err(elsewhere.otp, third["case_id"], "123456")
+    assert (e.status, e.code) == (429, "otp_budget_exhausted")
+
+
+# -- L8: an expired code costs no hashing ----------------------------------------------------------
+def test_an_expired_code_is_answered_without_argon2(world, rsettings, monkeypatch):
+    import datetime as dt
+    from recovery import otp
+    from recovery.model import RecoveryCase
+    case = Recoverer(world["new"]).start(world["email"])
+    with session_scope(rsettings.database_url) as s:
+        row = s.get(RecoveryCase, case["case_id"])
+        row.otp_expires_at = row.otp_sent_at - dt.timedelta(seconds=1)
+    calls, real = [], otp.matches
+    monkeypatch.setattr(otp, "matches", lambda *a: calls.append(1) or real(*a))   # counts, still hashes
+    e = err(world["new"].otp, case["case_id"], "123456")
+    assert (e.status, e.code, e.details) == (422, "otp_expired", {"attempts_left": 5})
+    assert calls == []
