@@ -43,11 +43,12 @@ def _move(session, case, to, now, *, by="system", reason=None):
         _audit(session, case, by, to, now, **({"reason": reason} if reason else {}))
 
 
-def _schedule_next(session, case) -> None:
-    """A durable `recovery.advance` job at the next deadline (unless one is pending)."""
+def _schedule_next(session, case, *, decoy: bool = False) -> None:
+    """A durable `recovery.advance` job at the next deadline (unless one is pending).
+    Decoy cases get none (`decoy=True`: the same work, for `_decoy_work` to roll back)."""
     from workers.jobs import ScheduledJob
     when = machine.next_due(case)
-    if when is None or case.account_id is None:
+    if when is None or (case.account_id is None and not decoy):
         return
     exists = session.scalar(select(ScheduledJob.id).where(
         ScheduledJob.kind == ADVANCE_JOB, ScheduledJob.subject == case.id, ScheduledJob.state == "pending",
@@ -104,7 +105,25 @@ def start(session: Session, ctx: RecoveryContext, *, device_id: str, email, seal
         _send_code(session, ctx, setup, issued.code, now)
         _audit(session, case, device_id, "requested", now)
         _schedule_next(session, case)
+    else:
+        _decoy_work(session, ctx, case, issued.code, now)
     return case
+
+
+def _decoy_work(session: Session, ctx: RecoveryContext, case: RecoveryCase, code: str, now: dt.datetime) -> None:
+    """For an unknown address, the same work a real start does — the sealed mail, the
+    audit append, the scheduled step — inside a savepoint that is then rolled back, so
+    the answer takes as long and leaves no trace (issue #14, L1)."""
+    from cosigner.vault import seal
+    decoy_id = "rset_" + secrets.token_hex(12)
+    sealed = seal(ctx.keyring, b"decoy@invalid.example", decoy_id + ":email")
+    decoy = RecoverySetup(id=decoy_id, email_hash=case.email_hash, email_kek_id=sealed.kek_id,
+                          email_wrapped_dek=sealed.wrapped_dek, email_ciphertext=sealed.ciphertext)
+    with session.begin_nested() as savepoint:
+        _send_code(session, ctx, decoy, code, now)
+        _audit(session, case, case.requester_device_id, "requested", now)
+        _schedule_next(session, case, decoy=True)
+        savepoint.rollback()
 
 
 def _send_code(session, ctx, setup, code: str, now) -> None:

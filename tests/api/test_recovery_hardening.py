@@ -131,3 +131,50 @@ def test_an_expired_code_is_answered_without_argon2(world, rsettings, monkeypatc
     e = err(world["new"].otp, case["case_id"], "123456")
     assert (e.status, e.code, e.details) == (422, "otp_expired", {"attempts_left": 5})
     assert calls == []
+
+
+# -- L1: the same work for known and unknown emails -------------------------------------------------
+def _statements(rapp, fn) -> list[tuple[str, str]]:
+    """(verb, table) of every SQL statement `fn` makes the app run, savepoints left out."""
+    import re
+    from sqlalchemy import event
+    from app.extensions import db
+    seen = []
+
+    def record(_conn, _cursor, statement, *_a):
+        words = statement.split()
+        verb = words[0].upper()
+        if verb in ("SAVEPOINT", "RELEASE", "ROLLBACK"):
+            return
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)", statement, re.I)
+        seen.append((verb, table.group(1) if table else ""))
+    with rapp.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_start_does_the_same_work_for_known_and_unknown_emails(world, rapp):
+    from tests.api.recovery_kit import device
+    other = device(rapp)
+    known = _statements(rapp, lambda: Recoverer(world["new"]).start(world["email"]))
+    unknown = _statements(rapp, lambda: Recoverer(other).start("nobody@example.org"))
+    assert sorted(known) == sorted(unknown)
+    assert ("INSERT", "recovery_mail_outbox") in unknown and ("INSERT", "audit_events") in unknown
+
+
+def test_the_decoy_work_leaves_no_trace(world, rsettings, rapp):
+    from audit.model import AuditEvent
+    from recovery.model import MailOutbox
+    from tests.api.recovery_kit import device
+    from workers.jobs import ScheduledJob
+    other = device(rapp)
+    with session_scope(rsettings.database_url) as s:
+        before = (s.query(AuditEvent).count(), s.query(MailOutbox).count(), s.query(ScheduledJob).count())
+    Recoverer(other).start("nobody@example.org")
+    with session_scope(rsettings.database_url) as s:
+        assert (s.query(AuditEvent).count(), s.query(MailOutbox).count(), s.query(ScheduledJob).count()) == before
