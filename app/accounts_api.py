@@ -16,7 +16,7 @@ from app.extensions import db
 from app.idempotency import idempotent
 from app.transaction import committing
 from chain.errors import ChainError
-from cosigner import accounts, export, history, policy_service
+from cosigner import accounts, export, history, policy_service, quotas
 from store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def create_account(body):
     imports them into bitcoind as a watch-only wallet (retried by a job if bitcoind is down)."""
     ctx = deps().cosigner
     with committing():
+        quotas.check_accounts_per_device(db.session, g.device.id, deps().settings.max_accounts_per_device)
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
     try:
         with committing():

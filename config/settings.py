@@ -117,6 +117,7 @@ class Settings:
     max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
     chain_watch_interval: float = 10.0            # CHAIN_WATCH_INTERVAL seconds (beat)
     policy_loosen_delay: int = 72 * 3600          # POLICY_LOOSEN_DELAY seconds (min 3600)
+    max_accounts_per_device: int = 20             # MAX_ACCOUNTS_PER_DEVICE (409 account_quota_exceeded beyond)
     staff_api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # STAFF_API_KEYS "id:key,id:key" (interim staff auth)
     # messaging (issue #6)
     message_ttl: int = 60 * 24 * 3600             # MESSAGE_TTL seconds (> longest recovery delay + contest window)
@@ -199,6 +200,7 @@ class Settings:
             chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 10.0),
             staff_api_keys=_staff_keys(e.get("STAFF_API_KEYS", "")),
             policy_loosen_delay=_int("POLICY_LOOSEN_DELAY", e.get("POLICY_LOOSEN_DELAY"), 72 * 3600),
+            max_accounts_per_device=_int("MAX_ACCOUNTS_PER_DEVICE", e.get("MAX_ACCOUNTS_PER_DEVICE"), 20),
             message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),
             message_rate_burst=_int("MESSAGE_RATE_BURST", e.get("MESSAGE_RATE_BURST"), cls.message_rate_burst),
             message_rate=_float("MESSAGE_RATE", e.get("MESSAGE_RATE"), cls.message_rate),
@@ -257,6 +259,8 @@ class Settings:
             problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.policy_loosen_delay < 3600:
             problems.append("POLICY_LOOSEN_DELAY must be at least 3600 seconds")
+        if self.max_accounts_per_device < 1:
+            problems.append("MAX_ACCOUNTS_PER_DEVICE must be at least 1")
         if self.max_content_length < 1024:
             problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes")
         if self.message_ttl < 24 * 3600:
