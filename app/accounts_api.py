@@ -44,11 +44,14 @@ def create_account(body):
     with committing():
         quotas.check_accounts_per_device(db.session, g.device.id, deps().settings.max_accounts_per_device)
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
-    try:
-        with committing():
-            accounts.import_wallet(db.session, ctx, account.id, utcnow())
-    except ChainError as err:  # the account.import job converges later
-        log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
+    with committing():
+        try:
+            # A savepoint: a failed import undoes only itself, never the account — also under
+            # @idempotent, where the account is not committed yet (issue #14, L3).
+            with db.session.begin_nested():
+                accounts.import_wallet(db.session, ctx, account.id, utcnow())
+        except ChainError as err:  # the account.import job converges later
+            log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
     return account_out(account)
 
 
