@@ -128,3 +128,20 @@ def test_backup_version_beyond_range(owned, value):
     status, _h, data = owner.request("PUT", f"/v1/accounts/{aid}/backups",
                                      {"version": value, "sha256": "0" * 64, "blob": "aGk="})
     assert (status, data["error"]["code"]) == (422, "validation_error")
+
+
+def test_a_p256_high_s_signature_is_refused(client_factory):
+    """Issue #14: the other form (r, n - s) of a valid P-256 signature was accepted too."""
+    import base64
+    from devices.keys import P256_ORDER
+    c = client_factory("ecdsa-p256")
+    c.register()
+    url = "http://localhost/v1/devices/me"
+    headers = c.sign("GET", url, {}, b"", keyid=c.device_id)               # the client sends low S
+    label, _, rest = headers["Signature"].partition("=:")
+    raw = base64.b64decode(rest.rstrip(":"))
+    high = raw[:32] + (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+    mauled = {**headers, "Signature": f"{label}=:{base64.b64encode(high).decode()}:"}
+    status, _h, data = c.transport("GET", url, mauled, b"")
+    assert (status, json.loads(data)["error"]["code"]) == (401, "signature_invalid")
+    assert c.transport("GET", url, headers, b"")[0] == 200
