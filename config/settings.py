@@ -101,6 +101,7 @@ class Settings:
     ratelimit_device: str = "120/minute"          # RATELIMIT_DEVICE (signed requests, per device)
     ratelimit_register: str = "10/minute"         # RATELIMIT_REGISTER (device registration, per IP)
     ratelimit_enabled: bool = True                # RATELIMIT_ENABLED
+    ratelimit_ready: str = "120/minute"           # RATELIMIT_READY (GET /v1/ready, per IP)
     ratelimit_console_login_ip: str = "30/minute"  # RATELIMIT_CONSOLE_LOGIN_IP (console login attempts per IP)
     ratelimit_console_login_pair: str = "5 per 15 minutes"  # RATELIMIT_CONSOLE_LOGIN_PAIR (failures per IP+username)
     ratelimit_console_login_user: str = "100/hour"  # RATELIMIT_CONSOLE_LOGIN_USER (failures per username, all IPs)
@@ -183,6 +184,7 @@ class Settings:
             ratelimit_device=e.get("RATELIMIT_DEVICE", cls.ratelimit_device),
             ratelimit_register=e.get("RATELIMIT_REGISTER", cls.ratelimit_register),
             ratelimit_enabled=_bool(e.get("RATELIMIT_ENABLED"), True),
+            ratelimit_ready=e.get("RATELIMIT_READY", cls.ratelimit_ready),
             ratelimit_console_login_ip=e.get("RATELIMIT_CONSOLE_LOGIN_IP", cls.ratelimit_console_login_ip),
             ratelimit_console_login_pair=e.get("RATELIMIT_CONSOLE_LOGIN_PAIR", cls.ratelimit_console_login_pair),
             ratelimit_console_login_user=e.get("RATELIMIT_CONSOLE_LOGIN_USER", cls.ratelimit_console_login_user),
