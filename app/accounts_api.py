@@ -43,6 +43,7 @@ def create_account(body):
     ctx = deps().cosigner
     with committing():
         quotas.check_accounts_per_device(db.session, g.device.id, deps().settings.max_accounts_per_device)
+        quotas.check_restores(db.session, g.device.id, body.get("birthday"), utcnow())
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
     with committing():
         try:

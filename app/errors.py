@@ -21,7 +21,7 @@ from chain.errors import ChainRejected, ChainUnavailable
 from cosigner.errors import (AccountNotFound, FundingError, GapLimit, InvalidDescriptor, InvalidKey, PsbtRejected,
                              SpendNotFound, SpendStateError, VaultError, WatchOnly)
 from cosigner.policy_service import PolicyChangeNotFound
-from cosigner.quotas import QuotaExceeded as AccountQuotaExceeded
+from cosigner.quotas import QuotaExceeded as AccountQuotaExceeded, RestoresExceeded
 from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
 from messaging.errors import (ContactNotFound, InvalidEnvelope, InvalidKeys, InvalidRequest, InviteExpired,
                               InviteNotFound, KeysNotFound, NotPermitted, OwnInvite, RecipientNotFound)
@@ -73,6 +73,7 @@ ERRORS: dict[type[BaseException], int] = {
     VaultError: 500,
     PolicyChangeNotFound: 404,
     AccountQuotaExceeded: 409,
+    RestoresExceeded: 429,
     ChainUnavailable: 503,
     ChainRejected: 422,
     InvalidKeys: 400,

@@ -85,3 +85,21 @@ def test_backup_versions_per_hour(qapp):
     assert (status, code, details["limit"]) == (429, "backup_quota_exceeded", MAX_BACKUPS_PER_HOUR)
     assert 3500 < int(headers["Retry-After"]) <= 3601
     assert owner.get_backup(aid)[0]["version"] == MAX_BACKUPS_PER_HOUR
+
+
+def test_restores_with_a_past_birthday_per_device_per_day(settings_factory, app_factory, master_key):
+    """A birthday makes the chain side rescan from then (2009 on mainnet: the whole chain)."""
+    import time
+    from cosigner.quotas import MAX_RESTORES_PER_DAY
+    app = app_factory(settings_factory(MASTER_KEY=master_key))
+    owner = device(app)
+    old = 1_300_000_000                                                # 2011
+    for i in range(MAX_RESTORES_PER_DAY):
+        owner.call("POST", "/v1/accounts", {**PhoneWallet().account_request(f"r{i}"), "birthday": old})
+    status, code, details, headers = _error(owner.request(
+        "POST", "/v1/accounts", {**PhoneWallet().account_request("one more"), "birthday": old}))
+    assert (status, code, details["limit"]) == (429, "restore_quota_exceeded", MAX_RESTORES_PER_DAY)
+    assert 86_000 < int(headers["Retry-After"]) <= 86_401
+    fresh = {**PhoneWallet().account_request("new"), "birthday": int(time.time())}
+    assert owner.request("POST", "/v1/accounts", fresh)[0] == 201       # a new wallet rescans nothing
+    assert owner.request("POST", "/v1/accounts", PhoneWallet().account_request("plain"))[0] == 201
