@@ -306,11 +306,35 @@ class Settings:
             problems.append("SMTP_PASSWORD must be set when SMTP_USER is")
         if self.staff_api_keys:
             problems.append("STAFF_API_KEYS is a development fallback; use staff accounts and API tokens")
+        problems += self._outbound_problems()
         if not self.admin_cookie_secure:
             problems.append("ADMIN_COOKIE_SECURE must stay on in production")
         if problems:
             raise SettingsError("production configuration refused: " + "; ".join(problems))
         return self
+
+    def _outbound_problems(self) -> list[str]:
+        """Production: every outbound URL carries credentials or secrets, so it is https —
+        except bitcoind's RPC, which has no TLS: plain http only to a loopback or private
+        address or a single-label (service) name on the deployment's own network."""
+        from ipaddress import ip_address
+        from urllib.parse import urlsplit
+        problems = []
+        if urlsplit(self.onesignal_host).scheme != "https":
+            problems.append("ONESIGNAL_HOST must be an https:// URL in production")
+        rpc = urlsplit(self.bitcoind_url)
+        if rpc.scheme == "http":
+            host = rpc.hostname or ""
+            try:
+                private = ip_address(host).is_private
+            except ValueError:
+                private = host == "localhost" or ("." not in host and bool(host))
+            if not private:
+                problems.append("BITCOIND_RPC_URL: plain http only to a loopback/private address or a service name "
+                                "on the private network; otherwise put bitcoind behind TLS (https://)")
+        elif rpc.scheme != "https":
+            problems.append("BITCOIND_RPC_URL must be an http(s):// URL")
+        return problems
 
     def rpc_credentials(self) -> tuple[str, str]:
         """(user, password) for bitcoind, read from the cookie file when configured."""
