@@ -203,6 +203,12 @@ class LoginResult:
 
 
 def _failure(session, member: StaffMember, now, factor: str) -> None:
+    """A failed factor. Only second-factor failures (which need the right password)
+    count towards the lockout: a wrong password must not let anyone lock a member out
+    (the console throttles passwords per address and username instead, admin.login_guard)."""
+    if factor == "password":
+        _audit(session, actor_of(member.id), "staff.login_failed", actor_of(member.id), now, factor=factor)
+        return
     member.failed_logins += 1
     _audit(session, actor_of(member.id), "staff.login_failed", actor_of(member.id), now, factor=factor,
            failures=member.failed_logins)
@@ -214,24 +220,32 @@ def _failure(session, member: StaffMember, now, factor: str) -> None:
 
 def login_password(session: Session, staff_id: str, password: str, now: dt.datetime) -> LoginResult:
     """First factor. On success opens a console session at stage `password` (TOTP to
-    give) or `enroll` (TOTP to set up). The caller commits even on failure (counts)."""
-    member = session.get(StaffMember, (staff_id or "").strip().lower())
+    give) or `enroll` (TOTP to set up). The caller commits even on failure (audit).
+    One argon2 verification whatever the username (unknown ones verify a dummy hash);
+    a wrong password answers `bad_credentials` for every member, locked or not, and for
+    unknown usernames alike — `locked` is only said to someone who knows the password."""
+    member = session.get(StaffMember, (staff_id or "").strip().lower()[:64])
     good = cred.check_password(member.password_hash if member else None, password or "")
-    if member is None:
+    if member is None or member.disabled_at is not None:
         return LoginResult(False, "bad_credentials")
-    if member.disabled_at is not None:
+    if not good:
+        _failure(session, member, now, "password")
         return LoginResult(False, "bad_credentials")
     if member.locked(now):
         return LoginResult(False, "locked")
-    if not good:
-        _failure(session, member, now, "password")
-        return LoginResult(False, "locked" if member.locked(now) else "bad_credentials")
     if cred.needs_rehash(member.password_hash):
         member.password_hash = cred.hash_password(password)
     stage = "password" if member.totp_enrolled_at else "enroll"
     key = cred.new_session_key()
     session.add(StaffSession(id=cred.digest(key), staff_id=member.id, stage=stage, created_at=now, last_seen_at=now))
     return LoginResult(True, session_key=key, stage=stage)
+
+
+def login_throttled(session: Session, username: str, now: dt.datetime) -> None:
+    """Tell staff that a username's failed-password budget across all addresses ran out
+    (once per window): an audit event, whether or not the username exists."""
+    from admin.login_guard import normalize
+    _audit(session, "system", "staff.login_throttled", f"login:{normalize(username)[:32]}", now)
 
 
 def login_totp(session: Session, staff_session: StaffSession, keyring, code: str, now: dt.datetime) -> LoginResult:

@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         if token is not None:
             request_id_var.reset(token)
 
+    from app import input_guard
+    input_guard.install(app)          # after _start: body shape, lone surrogates, control characters
+
     from app.cli import register_cli
     register_cli(app)
     log.info("custos api ready env=%s network=%s secp256k1=%s nonces=%s", settings.env, settings.network,

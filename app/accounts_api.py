@@ -17,7 +17,7 @@ from app.idempotency import idempotent
 from app.transaction import committing
 from chain import restore as chain_restore
 from chain.errors import ChainError
-from cosigner import accounts, export, history, policy_service
+from cosigner import accounts, export, history, policy_service, quotas
 from store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,18 @@ def create_account(body):
     BITCOIND_IMPORT_DESCRIPTORS the descriptors are also mirrored into a Core wallet)."""
     ctx = deps().cosigner
     with committing():
+        quotas.check_accounts_per_device(db.session, g.device.id, deps().settings.max_accounts_per_device)
+        quotas.check_restores(db.session, g.device.id, body.get("birthday"), utcnow())
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
     if ctx.import_descriptors:  # the optional Core mirror; Custos never reads it
-        try:
-            with committing():
-                accounts.import_wallet(db.session, ctx, account.id, utcnow())
-        except ChainError as err:  # the account.import job converges later
-            log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
+        with committing():
+            try:
+                # A savepoint: a failed import undoes only itself, never the account — also under
+                # @idempotent, where the account is not committed yet (issue #14, L3).
+                with db.session.begin_nested():
+                    accounts.import_wallet(db.session, ctx, account.id, utcnow())
+            except ChainError as err:  # the account.import job converges later
+                log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
     return account_out(account)
 
 

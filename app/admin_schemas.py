@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from admin.roles import PERMISSIONS, ROLES
-from app.schemas import StrictSchema
+from app.schemas import MAX_SAFE_INT, StrictSchema
 
 _ID = validate.Length(min=1, max=64)
 
@@ -35,7 +35,7 @@ class AuditQuerySchema(StrictSchema):
     action = fields.String(validate=validate.Length(max=64))
     since = fields.AwareDateTime(default_timezone=None)
     until = fields.AwareDateTime(default_timezone=None)
-    before_seq = fields.Integer(validate=validate.Range(min=1))
+    before_seq = fields.Integer(validate=validate.Range(min=1, max=MAX_SAFE_INT))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

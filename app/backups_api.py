@@ -13,6 +13,7 @@ from app.auth.device import signed
 from app.extensions import db
 from app.recovery_api import iso
 from app.recovery_schemas import BackupSchema
+from app.schemas import MAX_SAFE_INT
 from app.transaction import committing
 from cosigner import accounts
 from recovery import backups
@@ -30,6 +31,7 @@ def large_body(view):
     def wrapper(*args, **kwargs):
         request.max_content_length = max(BODY_LIMIT, request.max_content_length or 0)
         return view(*args, **kwargs)
+    wrapper.max_body = BODY_LIMIT     # read by app.input_guard before the body is parsed
     return wrapper
 
 
@@ -67,7 +69,7 @@ def latest_backup(account_id):
     return backup_out(backups.get(db.session, account), with_blob=True)
 
 
-@bp.route("/accounts/<account_id>/backups/<int:version>", methods=["GET"])
+@bp.route(f"/accounts/<account_id>/backups/<int(max={MAX_SAFE_INT}):version>", methods=["GET"])
 @signed
 @bp.response(200)
 def backup_version(account_id, version):

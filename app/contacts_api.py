@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from app.auth.device import signed
 from app.extensions import db
 from app.messaging_api import limit
-from app.messaging_schemas import AcceptBodySchema, AcceptInSchema, ContactListSchema, ContactSchema, InviteInSchema, InviteOutSchema
+from app.messaging_schemas import AcceptBodySchema, ContactListSchema, ContactSchema, InviteInSchema, InviteOutSchema
 from app.ratelimit import client_ip
 from app.transaction import committing
 from messaging import contacts
@@ -43,22 +43,10 @@ def create_invite(body):
 @bp.response(201, ContactSchema)
 @bp.alt_response(200, schema=ContactSchema, description="Already contacts; the invite is used up")
 def accept_invite_in_body(body):
-    """Accept an invite whose code travels in the body (preferred: a URL path ends up in
-    proxy and access logs). Same rules as the path form."""
+    """Accept an invite: creates the two-way contact. The code travels in the body, never
+    in a URL (paths end up in proxy and access logs). Rate-limited per device and per
+    address (codes cannot be guessed by brute force)."""
     return _accept(body["code"], body.get("display_name"))
-
-
-@bp.route("/invites/<code>/accept", methods=["POST"])
-@signed
-@bp.arguments(AcceptInSchema)
-@bp.response(201, ContactSchema)
-@bp.alt_response(200, schema=ContactSchema, description="Already contacts; the invite is used up")
-def accept_invite(body, code):
-    """Accept an invite: creates the two-way contact. Rate-limited per device and per
-    address (codes cannot be guessed by brute force). The code is in the path here;
-    access logs of proxies may record it, so clients should prefer
-    `POST /v1/contacts/invites/accept` with the code in the body."""
-    return _accept(code, body.get("display_name"))
 
 
 def _accept(code: str, display_name: str | None):

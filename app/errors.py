@@ -21,9 +21,12 @@ from chain.errors import ChainRejected, ChainUnavailable
 from cosigner.errors import (AccountNotFound, FundingError, GapLimit, InvalidDescriptor, InvalidKey, PsbtRejected,
                              SpendNotFound, SpendStateError, VaultError, WatchOnly)
 from cosigner.policy_service import PolicyChangeNotFound
+from cosigner.quotas import QuotaExceeded as AccountQuotaExceeded, RestoresExceeded
 from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
 from messaging.errors import (ContactNotFound, InvalidEnvelope, InvalidKeys, InvalidRequest, InviteExpired,
                               InviteNotFound, KeysNotFound, NotPermitted, OwnInvite, RecipientNotFound)
+from messaging.errors import QuotaExceeded as MessagingQuotaExceeded
+from recovery.errors import BackupQuotaExceeded
 from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseClosed, CaseNotFound, CaseStateError,
                              InvalidScheme, InvalidShare, NotConfigured, NotHolder, OtpRejected, ProofInvalid,
                              RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
@@ -69,6 +72,8 @@ ERRORS: dict[type[BaseException], int] = {
     FundingError: 422,
     VaultError: 500,
     PolicyChangeNotFound: 404,
+    AccountQuotaExceeded: 409,
+    RestoresExceeded: 429,
     ChainUnavailable: 503,
     ChainRejected: 422,
     InvalidKeys: 400,
@@ -81,6 +86,7 @@ ERRORS: dict[type[BaseException], int] = {
     InviteExpired: 410,
     OwnInvite: 409,
     ContactNotFound: 404,
+    MessagingQuotaExceeded: 409,
     RecoveryError: 400,
     InvalidScheme: 400,
     InvalidShare: 400,
@@ -96,6 +102,7 @@ ERRORS: dict[type[BaseException], int] = {
     BackupError: 400,
     BackupNotFound: 404,
     BackupConflict: 409,
+    BackupQuotaExceeded: 429,
     SweepError: 422,
     RecoveryRateLimited: 429,
     InvalidStaffInput: 400,
@@ -182,4 +189,5 @@ def register_error_handlers(app) -> None:
                             headers={"Retry-After": "5"})
         if not isinstance(code, str):
             code = HTTP_CODES.get(status, "error")
-        return envelope(status, code, str(exc), details)
+        headers = {"Retry-After": str(details["retry_after"])} if status == 429 and "retry_after" in details else None
+        return envelope(status, code, str(exc), details, headers)

@@ -7,14 +7,15 @@ from marshmallow import Schema, fields, validate
 
 from app.schemas import StrictSchema
 from messaging.limits import (MAX_DISPLAY_NAME, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES,
-                              MAX_PREKEYS_PER_UPLOAD, MAX_RECEIVE_ADDRESS)
+                              MAX_MESSAGE_TYPE, MAX_PREKEYS_PER_UPLOAD, MAX_RECEIVE_ADDRESS)
+from messaging.prekeys import MAX_KEY_ID
 
 B64_KEY = validate.Length(min=1, max=64)
 MAX_CIPHERTEXT_CHARS = (MAX_MESSAGE_BYTES + 2) // 3 * 4
 
 
 class PreKeySchema(StrictSchema):
-    key_id = fields.Integer(required=True, strict=True)
+    key_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_KEY_ID))
     public_key = fields.String(required=True, validate=B64_KEY,
                                metadata={"description": "base64 of a 33-byte serialized Curve25519 key"})
 
@@ -26,7 +27,7 @@ class SignedPreKeySchema(PreKeySchema):
 
 class KeyUploadSchema(StrictSchema):
     identity_key = fields.String(required=True, validate=B64_KEY)
-    registration_id = fields.Integer(strict=True, load_default=0)
+    registration_id = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=2 ** 31 - 1))
     signed_prekey = fields.Nested(SignedPreKeySchema, load_default=None, allow_none=True)
     one_time_prekeys = fields.List(fields.Nested(PreKeySchema), load_default=None, allow_none=True,
                                    validate=validate.Length(max=MAX_PREKEYS_PER_UPLOAD),
@@ -51,7 +52,7 @@ class EnvelopeInSchema(StrictSchema):
     to = fields.String(required=True, validate=validate.Length(min=1, max=40))
     ciphertext = fields.String(required=True, validate=validate.Length(min=1, max=MAX_CIPHERTEXT_CHARS),
                                metadata={"description": f"base64, at most {MAX_MESSAGE_BYTES} bytes decoded"})
-    type = fields.Integer(strict=True, load_default=1)
+    type = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=0, max=MAX_MESSAGE_TYPE))
 
 
 class SendSchema(StrictSchema):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from app.schemas import StrictSchema
-from recovery.limits import MAX_BACKUP_BYTES, MAX_EMAIL, MAX_HOLDERS, MAX_SEALED_SHARE_BYTES
+from app.schemas import MAX_SAFE_INT, StrictSchema
+from recovery.limits import MAX_BACKUP_BYTES, MAX_EMAIL, MAX_GROUPS, MAX_HOLDERS, MAX_SEALED_SHARE_BYTES
 
 B64_32 = validate.Length(min=1, max=64)
 
@@ -19,8 +19,8 @@ class HolderSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(["operator", "device"]))
     device_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     label = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
-    group_index = fields.Integer(required=True, strict=True)
-    member_index = fields.Integer(required=True, strict=True)
+    group_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_GROUPS - 1))
+    member_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_HOLDERS - 1))
     custody_public_key = fields.String(required=True, validate=B64_32,
                                        metadata={"description": "base64 Ed25519 public key derived from the "
                                                                 "share with HKDF (see recovery/shares.py)"})
@@ -69,11 +69,12 @@ class CustodyAnswerSchema(StrictSchema):
 
 class SweepSchema(StrictSchema):
     destination_account_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    fee_rate = fields.Float(load_default=None, allow_none=True)
+    fee_rate = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000),
+                            metadata={"description": "sat/vB"})
 
 
 class BackupSchema(StrictSchema):
-    version = fields.Integer(required=True, strict=True)
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_SAFE_INT))
     sha256 = fields.String(required=True, validate=validate.Length(equal=64))
     blob = fields.String(required=True, validate=validate.Length(min=1, max=_b64_chars(MAX_BACKUP_BYTES)),
                          metadata={"description": "base64 of the client-encrypted blob (≤ 1 MiB decoded)"})

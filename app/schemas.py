@@ -7,6 +7,10 @@ from devices.keys import KEY_TYPES
 from devices.model import MAX_PUSH_TOKEN, PLATFORMS
 
 
+# The largest integer a JSON client can hold exactly (IEEE double); also fits BIGINT.
+MAX_SAFE_INT = 2 ** 53 - 1
+
+
 class StrictSchema(Schema):
     """Unknown fields are an error, not silently ignored."""
     class Meta:

@@ -11,9 +11,24 @@ from sqlalchemy.orm import Session
 from audit.chain import GENESIS_HASH, ChainReport, Entry, check_details, entry_hash, verify_entries
 from audit.model import AuditEvent
 
-# Serializes appenders on PostgreSQL for the rest of their transaction (SQLite
-# serializes writers by itself). The unique prev_hash is the backstop: a fork cannot commit.
+# Serializes appenders on PostgreSQL for the rest of their transaction. The unique
+# prev_hash is the backstop: a fork cannot commit.
 _PG_LOCK_ID = 0x0A0D17
+
+
+def _lock_tail(session: Session) -> None:
+    """Hold the appenders' lock until the transaction ends, before the tail is read.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the database write lock.
+    SQLite only takes it at a transaction's first write, and the driver runs the SELECT
+    of the tail outside any transaction, so two appenders would both read seq N and one
+    would fail on `UNIQUE(seq)`; a write that changes nothing takes the lock first (a
+    second appender waits for the busy timeout, then reads the new tail)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE audit_events SET seq = seq WHERE seq = -1"))
 
 
 def record(session: Session, *, actor: str, action: str, subject: str,
@@ -21,8 +36,7 @@ def record(session: Session, *, actor: str, action: str, subject: str,
     """Append one event. Raises AuditDetailsError if details name a secret.
     Not idempotent: each call appends a row."""
     details = check_details(dict(details or {}))
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+    _lock_tail(session)
     last = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)

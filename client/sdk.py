@@ -89,6 +89,20 @@ class _Message:
         self.method, self.url, self.headers = method, url, headers
 
 
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _low_s_header(value: str) -> str:
+    """The server accepts P-256 signatures with low S only (s ≤ n/2); `cryptography`
+    returns either form, so a high s is replaced by n − s (the same signature's other form)."""
+    label, _, rest = value.partition("=:")
+    raw = base64.b64decode(rest.rstrip(":"))
+    s = int.from_bytes(raw[32:], "big")
+    if s > _P256_N // 2:
+        raw = raw[:32] + (_P256_N - s).to_bytes(32, "big")
+    return f"{label}=:{base64.b64encode(raw).decode()}:"
+
+
 def urllib_transport(timeout: float = 30.0) -> Transport:
     def send(method, url, headers, body):
         req = urllib.request.Request(url, data=body or None, method=method, headers=headers)
@@ -123,6 +137,8 @@ class CustosClient:
         signer.sign(msg, key_id=keyid, created=created or dt.datetime.now(dt.timezone.utc),
                     nonce=nonce or secrets.token_urlsafe(24), label="sig1", include_alg=True,
                     covered_component_ids=components, body=body if body else None)
+        if self.key.kind == "ecdsa-p256":
+            headers["Signature"] = _low_s_header(headers["Signature"])
         return headers
 
     def request(self, method: str, path: str, json_body=None, *, signed: bool = True,

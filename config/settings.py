@@ -116,6 +116,10 @@ class Settings:
     ratelimit_device: str = "120/minute"          # RATELIMIT_DEVICE (signed requests, per device)
     ratelimit_register: str = "10/minute"         # RATELIMIT_REGISTER (device registration, per IP)
     ratelimit_enabled: bool = True                # RATELIMIT_ENABLED
+    ratelimit_ready: str = "120/minute"           # RATELIMIT_READY (GET /v1/ready, per IP)
+    ratelimit_console_login_ip: str = "30/minute"  # RATELIMIT_CONSOLE_LOGIN_IP (console login attempts per IP)
+    ratelimit_console_login_pair: str = "5 per 15 minutes"  # RATELIMIT_CONSOLE_LOGIN_PAIR (failures per IP+username)
+    ratelimit_console_login_user: str = "100/hour"  # RATELIMIT_CONSOLE_LOGIN_USER (failures per username, all IPs)
     cors_origins: tuple[str, ...] = ()            # CORS_ORIGINS (comma separated)
     log_level: str = "INFO"                       # LOG_LEVEL
     log_json: bool = True                         # LOG_JSON
@@ -129,6 +133,7 @@ class Settings:
     max_fee_share: float = 0.25                   # MAX_FEE_SHARE fee / amount sent hard cap
     chain_watch_interval: float = 5.0             # CHAIN_WATCH_INTERVAL seconds (beat: block follower pass)
     policy_loosen_delay: int = 72 * 3600          # POLICY_LOOSEN_DELAY seconds (min 3600)
+    max_accounts_per_device: int = 20             # MAX_ACCOUNTS_PER_DEVICE (409 account_quota_exceeded beyond)
     staff_api_keys: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)  # STAFF_API_KEYS "id:key,id:key" (interim staff auth)
     # messaging (issue #6)
     message_ttl: int = 60 * 24 * 3600             # MESSAGE_TTL seconds (> longest recovery delay + contest window)
@@ -202,6 +207,10 @@ class Settings:
             ratelimit_device=e.get("RATELIMIT_DEVICE", cls.ratelimit_device),
             ratelimit_register=e.get("RATELIMIT_REGISTER", cls.ratelimit_register),
             ratelimit_enabled=_bool(e.get("RATELIMIT_ENABLED"), True),
+            ratelimit_ready=e.get("RATELIMIT_READY", cls.ratelimit_ready),
+            ratelimit_console_login_ip=e.get("RATELIMIT_CONSOLE_LOGIN_IP", cls.ratelimit_console_login_ip),
+            ratelimit_console_login_pair=e.get("RATELIMIT_CONSOLE_LOGIN_PAIR", cls.ratelimit_console_login_pair),
+            ratelimit_console_login_user=e.get("RATELIMIT_CONSOLE_LOGIN_USER", cls.ratelimit_console_login_user),
             cors_origins=cors,
             log_level=e.get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(e.get("LOG_JSON"), True),
@@ -216,6 +225,7 @@ class Settings:
             chain_watch_interval=_float("CHAIN_WATCH_INTERVAL", e.get("CHAIN_WATCH_INTERVAL"), 5.0),
             staff_api_keys=_staff_keys(e.get("STAFF_API_KEYS", "")),
             policy_loosen_delay=_int("POLICY_LOOSEN_DELAY", e.get("POLICY_LOOSEN_DELAY"), 72 * 3600),
+            max_accounts_per_device=_int("MAX_ACCOUNTS_PER_DEVICE", e.get("MAX_ACCOUNTS_PER_DEVICE"), 20),
             message_ttl=_int("MESSAGE_TTL", e.get("MESSAGE_TTL"), cls.message_ttl),
             message_rate_burst=_int("MESSAGE_RATE_BURST", e.get("MESSAGE_RATE_BURST"), cls.message_rate_burst),
             message_rate=_float("MESSAGE_RATE", e.get("MESSAGE_RATE"), cls.message_rate),
@@ -278,6 +288,8 @@ class Settings:
             problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if self.policy_loosen_delay < 3600:
             problems.append("POLICY_LOOSEN_DELAY must be at least 3600 seconds")
+        if self.max_accounts_per_device < 1:
+            problems.append("MAX_ACCOUNTS_PER_DEVICE must be at least 1")
         if self.max_content_length < 1024:
             problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes")
         if self.message_ttl < 24 * 3600:
@@ -325,11 +337,35 @@ class Settings:
             problems.append("SMTP_PASSWORD must be set when SMTP_USER is")
         if self.staff_api_keys:
             problems.append("STAFF_API_KEYS is a development fallback; use staff accounts and API tokens")
+        problems += self._outbound_problems()
         if not self.admin_cookie_secure:
             problems.append("ADMIN_COOKIE_SECURE must stay on in production")
         if problems:
             raise SettingsError("production configuration refused: " + "; ".join(problems))
         return self
+
+    def _outbound_problems(self) -> list[str]:
+        """Production: every outbound URL carries credentials or secrets, so it is https —
+        except bitcoind's RPC, which has no TLS: plain http only to a loopback or private
+        address or a single-label (service) name on the deployment's own network."""
+        from ipaddress import ip_address
+        from urllib.parse import urlsplit
+        problems = []
+        if urlsplit(self.onesignal_host).scheme != "https":
+            problems.append("ONESIGNAL_HOST must be an https:// URL in production")
+        rpc = urlsplit(self.bitcoind_url)
+        if rpc.scheme == "http":
+            host = rpc.hostname or ""
+            try:
+                private = ip_address(host).is_private
+            except ValueError:
+                private = host == "localhost" or ("." not in host and bool(host))
+            if not private:
+                problems.append("BITCOIND_RPC_URL: plain http only to a loopback/private address or a service name "
+                                "on the private network; otherwise put bitcoind behind TLS (https://)")
+        elif rpc.scheme != "https":
+            problems.append("BITCOIND_RPC_URL must be an http(s):// URL")
+        return problems
 
     def rpc_credentials(self) -> tuple[str, str]:
         """(user, password) for bitcoind, read from the cookie file when configured."""

@@ -110,7 +110,7 @@ def _watch_only(account: Account, body: dict, network: str) -> None:
             _check_address(a, network)
         account.receive_descriptor = "\n".join(add_checksum(f"addr({a})") for a in addresses)
         return
-    if d.looks_private(desc) or "prv" in desc:
+    if d.contains_private(desc) or d.contains_private(body.get("change_descriptor")) or "prv" in desc:
         raise InvalidKey("this descriptor contains a PRIVATE key: nothing was stored", code="private_key_sent")
     body_text, _, checksum = desc.strip().partition("#")
     if checksum and add_checksum(body_text) != desc.strip():

@@ -67,6 +67,22 @@ def looks_private(text: str) -> bool:
     return t.startswith(_PRIVATE_PREFIXES) or bool(re.fullmatch(r"[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}", t))
 
 
+def contains_private(text) -> bool:
+    """True when a descriptor (or any text) carries a private key anywhere: an extended
+    private key, or a WIF key as any base58 word (`wpkh(<WIF>)`, `sh(wpkh(<WIF>))`), or a
+    key embit parses as private. Refuse such input before storing anything."""
+    if not isinstance(text, str) or not text:
+        return False
+    if any(looks_private(word) or word.startswith(_PRIVATE_PREFIXES)
+           for word in re.findall(r"[1-9A-HJ-NP-Za-km-z]{40,}", text)):
+        return True
+    try:
+        from embit.descriptor import Descriptor
+        return any(k.is_private for k in Descriptor.from_string(text.strip().split("#")[0]).keys)
+    except Exception:  # not a descriptor embit reads: the caller's own parse answers that
+        return False
+
+
 def parse_origin(origin: str, network: str) -> tuple[str, str]:
     """'[d34db33f/48h/1h/0h/2h]' → ('d34db33f', "48h/1h/0h/2h"). Requires the BIP48 P2WSH
     shape with the network's coin type. Raises InvalidKey(code='invalid_origin')."""

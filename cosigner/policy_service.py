@@ -51,7 +51,8 @@ def _store(session: Session, account_id: str, policy: engine.Policy, actor: str,
 def set_rules(session: Session, account: Account, rules: dict, *, actor: str, now: dt.datetime,
               loosen_delay: dt.timedelta, notify) -> tuple[engine.Policy, PolicyChange | None]:
     """Apply what tightens now; hold what loosens for `loosen_delay` as a pending change
-    (notifying the owner). Returns (policy in force, pending change or None)."""
+    (notifying the owner). Returns (policy in force, pending change or None). At most one
+    change is pending per account: a new loosening supersedes the pending one (issue #14)."""
     lock_account(session, account.id)
     old = current(session, account.id)
     new = engine.from_dict({**rules, "staff_frozen": old.staff_frozen})
@@ -62,6 +63,7 @@ def set_rules(session: Session, account: Account, rules: dict, *, actor: str, no
         _review_held(session, account, notify, now, actor)
     change = None
     if not engine.same_rules(new, now_policy):
+        _supersede_pending(session, account.id, actor, now)
         change = PolicyChange(id=f"pchg_{secrets.token_hex(10)}", account_id=account.id,
                               rules=engine.to_dict(new), base_rules=engine.to_dict(in_force), state="pending",
                               effective_at=now + max(loosen_delay, MIN_LOOSEN_DELAY),
@@ -73,6 +75,14 @@ def set_rules(session: Session, account: Account, rules: dict, *, actor: str, no
         audit.record(session, actor=actor, action="policy.change_pending", subject=account.id,
                      details={"change": change.id, "effective_at": change.effective_at.isoformat()}, now=now)
     return in_force, change
+
+
+def _supersede_pending(session: Session, account_id: str, actor: str, now: dt.datetime) -> None:
+    for change in session.scalars(select(PolicyChange).where(PolicyChange.account_id == account_id,
+                                                             PolicyChange.state == "pending")):
+        change.state, change.closed_at = "superseded", now
+        audit.record(session, actor=actor, action="policy.change_superseded", subject=account_id,
+                     details={"change": change.id}, now=now)
 
 
 def changes(session: Session, account_id: str) -> list[PolicyChange]:

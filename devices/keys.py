@@ -3,7 +3,10 @@
 Key types and their RFC 9421 algorithm names:
 - `ed25519`: 32-byte raw public key; signatures are 64 bytes.
 - `ecdsa-p256`: SEC1 point (33-byte compressed or 65-byte uncompressed); signatures are
-  the 64-byte r||s concatenation RFC 9421 §3.3.4 prescribes (DER is refused).
+  the 64-byte r||s concatenation RFC 9421 §3.3.4 prescribes (DER is refused), with low S
+  (s ≤ n/2): ECDSA's (r, n − s) verifies too, so only one of the two forms is accepted and
+  a signature cannot be altered into another valid one. A signer that yields a high S
+  (Secure Enclave, Android Keystore) replaces s by n − s before sending.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from devices.errors import InvalidPublicKey
 
 KEY_TYPES = ("ed25519", "ecdsa-p256")
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 ALGORITHMS = {"ed25519": "ed25519", "ecdsa-p256": "ecdsa-p256-sha256"}
 
 
@@ -64,6 +68,12 @@ def fingerprint(public_key: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(public_key).digest()).rstrip(b"=").decode()
 
 
+def low_s(signature: bytes) -> bytes:
+    """The low-S form of a 64-byte P-256 r||s signature (unchanged when already low)."""
+    s = int.from_bytes(signature[32:], "big")
+    return signature if s <= P256_ORDER // 2 else signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
+
+
 def verify_signature(key_type: str, public_key: bytes, signature: bytes, message: bytes) -> bool:
     """True when `signature` is valid for `message` under the key. Never raises for a bad
     signature or a malformed one."""
@@ -76,6 +86,8 @@ def verify_signature(key_type: str, public_key: bytes, signature: bytes, message
                 return False
             r = int.from_bytes(signature[:32], "big")
             s = int.from_bytes(signature[32:], "big")
+            if not 0 < s <= P256_ORDER // 2:
+                return False
             key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
             key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
             return True

@@ -7,14 +7,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import services as audit
 from devices.model import Device
-from messaging.errors import ContactNotFound, InvalidRequest, InviteExpired, InviteNotFound, KeysNotFound, OwnInvite
-from messaging.limits import INVITE_TTL, MAX_DISPLAY_NAME
+from messaging.errors import (ContactNotFound, InvalidRequest, InviteExpired, InviteNotFound, KeysNotFound, OwnInvite,
+                              QuotaExceeded)
+from messaging.limits import INVITE_TTL, MAX_CONTACTS, MAX_DISPLAY_NAME, MAX_PENDING_INVITES
 from messaging.model import Contact, Invite
 from messaging.prekeys import fingerprint, identity_key
 from messaging.qr import CODE_PATTERN, QrPayload
@@ -50,6 +51,12 @@ def create_invite(session: Session, inviter_id: str, display_name: str, receive_
     ik = identity_key(session, inviter_id)
     if ik is None:
         raise KeysNotFound("upload your prekeys before inviting contacts")
+    _lock_devices(session, inviter_id)
+    pending = session.scalar(select(func.count()).select_from(Invite).where(
+        Invite.inviter_id == inviter_id, Invite.accepted_at.is_(None), Invite.expires_at > now))
+    if pending >= MAX_PENDING_INVITES:
+        raise QuotaExceeded(f"at most {MAX_PENDING_INVITES} open invites per device; wait for one to be used or "
+                            "to expire", code="invite_quota_exceeded", details={"limit": MAX_PENDING_INVITES})
     code = secrets.token_urlsafe(CODE_BYTES)
     invite = Invite(id="inv_" + secrets.token_hex(12), code_hash=hash_code(code), inviter_id=inviter_id,
                     display_name=name, created_at=now, expires_at=now + INVITE_TTL)
@@ -85,6 +92,11 @@ def accept_invite(session: Session, acceptor_id: str, code: str, display_name: s
     existing = session.scalar(select(Contact).where(Contact.device_a == a, Contact.device_b == b))
     if existing is not None:
         return existing, False
+    _lock_devices(session, a, b)
+    for side in (a, b):
+        if count_contacts(session, side) >= MAX_CONTACTS:
+            raise QuotaExceeded(f"a device may have at most {MAX_CONTACTS} contacts", code="contact_quota_exceeded",
+                                details={"limit": MAX_CONTACTS})
     contact = Contact(id="con_" + secrets.token_hex(12), device_a=a, name_a=name_a, device_b=b, name_b=name_b,
                       created_at=now)
     try:
@@ -96,6 +108,18 @@ def accept_invite(session: Session, acceptor_id: str, code: str, display_name: s
     audit.record(session, actor=acceptor_id, action="contacts.created", subject=contact.id,
                  details={"invite": invite.id, "a": a, "b": b}, now=now)
     return contact, True
+
+
+def _lock_devices(session: Session, *device_ids: str) -> None:
+    """Serialize quota checks per device (row locks on PostgreSQL, the write lock on
+    SQLite), in sorted order so two accepts never deadlock."""
+    for device_id in sorted(set(device_ids)):
+        session.execute(update(Device).where(Device.id == device_id).values(id=Device.id))
+
+
+def count_contacts(session: Session, device_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(Contact).where(
+        or_(Contact.device_a == device_id, Contact.device_b == device_id))) or 0
 
 
 def list_contacts(session: Session, device_id: str) -> list[Contact]:

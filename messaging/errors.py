@@ -13,6 +13,15 @@ class MessagingError(Exception):
             self.code = code
 
 
+class QuotaExceeded(MessagingError):
+    """A per-device quota (pending invites, contacts) is used up; `details` has the limit."""
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+        super().__init__(message, code=code)
+        self.details = details or {}
+
+
 class InvalidKeys(MessagingError):
     """A key upload is malformed (bad encoding, bad signature, too many keys)."""
     code = "invalid_keys"

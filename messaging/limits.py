@@ -20,6 +20,8 @@ MAX_FETCH = 100                          # messages per page
 MAX_PREKEYS_PER_UPLOAD = 100
 INVITE_TTL = dt.timedelta(hours=72)
 MAX_DISPLAY_NAME = 64
+MAX_PENDING_INVITES = 20                 # unexpired, unaccepted invites per device
+MAX_CONTACTS = 200                       # contacts per device
 MAX_RECEIVE_ADDRESS = 100
 QR_VERSION = 1
 

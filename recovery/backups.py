@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from cosigner.model import Account, Spend
-from recovery.errors import BackupConflict, BackupError, BackupNotFound
-from recovery.limits import BACKUP_REMINDER_REPEAT, KEEP_BACKUPS, MAX_BACKUP_BYTES
+from recovery.errors import BackupConflict, BackupError, BackupNotFound, BackupQuotaExceeded
+from recovery.limits import BACKUP_REMINDER_REPEAT, KEEP_BACKUPS, MAX_BACKUP_BYTES, MAX_BACKUPS_PER_HOUR
 from recovery.model import Backup, RecoveryAccountState, RecoverySetup
 
 
@@ -36,6 +36,12 @@ def put(session: Session, account: Account, device_id: str, *, version, blob: by
         return latest
     if latest is not None and version <= latest.version:
         raise BackupConflict(f"version must be above {latest.version}", details={"latest": latest.version})
+    recent = list(session.scalars(select(Backup.created_at).where(
+        Backup.account_id == account.id, Backup.created_at > now - dt.timedelta(hours=1)).order_by(Backup.created_at)))
+    if len(recent) >= MAX_BACKUPS_PER_HOUR:     # KEEP_BACKUPS > MAX_BACKUPS_PER_HOUR: pruning never hides one
+        wait = max(1, int((recent[0] + dt.timedelta(hours=1) - now).total_seconds()) + 1)
+        raise BackupQuotaExceeded(f"at most {MAX_BACKUPS_PER_HOUR} new backup versions an hour",
+                                  details={"limit": MAX_BACKUPS_PER_HOUR, "retry_after": wait})
     row = Backup(account_id=account.id, version=version, sha256=digest, size=len(blob), blob=blob,
                  device_id=device_id, created_at=now)
     session.add(row)

@@ -15,15 +15,16 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audit import services as audit
 from cosigner.model import Account
 from recovery import machine, otp
 from recovery.context import RecoveryContext
-from recovery.errors import CaseClosed, CaseNotFound, CaseStateError, InvalidScheme, OtpRejected
-from recovery.limits import CHALLENGE_BYTES, SEALING_KEY_BYTES
+from recovery.errors import (CaseClosed, CaseNotFound, CaseStateError, InvalidScheme, OtpRejected,
+                             RecoveryRateLimited)
+from recovery.limits import CHALLENGE_BYTES, OTP_MAX_ATTEMPTS, SEALING_KEY_BYTES
 from recovery.model import RecoveryCase, RecoveryHolder, RecoveryResponse, RecoverySetup
 from recovery.secrets_box import email_hash, normalize_email, valid_x25519, verification_phrase, seal_to
 from workers.jobs import schedule
@@ -42,11 +43,12 @@ def _move(session, case, to, now, *, by="system", reason=None):
         _audit(session, case, by, to, now, **({"reason": reason} if reason else {}))
 
 
-def _schedule_next(session, case) -> None:
-    """A durable `recovery.advance` job at the next deadline (unless one is pending)."""
+def _schedule_next(session, case, *, decoy: bool = False) -> None:
+    """A durable `recovery.advance` job at the next deadline (unless one is pending).
+    Decoy cases get none (`decoy=True`: the same work, for `_decoy_work` to roll back)."""
     from workers.jobs import ScheduledJob
     when = machine.next_due(case)
-    if when is None or case.account_id is None:
+    if when is None or (case.account_id is None and not decoy):
         return
     exists = session.scalar(select(ScheduledJob.id).where(
         ScheduledJob.kind == ADVANCE_JOB, ScheduledJob.subject == case.id, ScheduledJob.state == "pending",
@@ -103,7 +105,25 @@ def start(session: Session, ctx: RecoveryContext, *, device_id: str, email, seal
         _send_code(session, ctx, setup, issued.code, now)
         _audit(session, case, device_id, "requested", now)
         _schedule_next(session, case)
+    else:
+        _decoy_work(session, ctx, case, issued.code, now)
     return case
+
+
+def _decoy_work(session: Session, ctx: RecoveryContext, case: RecoveryCase, code: str, now: dt.datetime) -> None:
+    """For an unknown address, the same work a real start does — the sealed mail, the
+    audit append, the scheduled step — inside a savepoint that is then rolled back, so
+    the answer takes as long and leaves no trace (issue #14, L1)."""
+    from cosigner.vault import seal
+    decoy_id = "rset_" + secrets.token_hex(12)
+    sealed = seal(ctx.keyring, b"decoy@invalid.example", decoy_id + ":email")
+    decoy = RecoverySetup(id=decoy_id, email_hash=case.email_hash, email_kek_id=sealed.kek_id,
+                          email_wrapped_dek=sealed.wrapped_dek, email_ciphertext=sealed.ciphertext)
+    with session.begin_nested() as savepoint:
+        _send_code(session, ctx, decoy, code, now)
+        _audit(session, case, case.requester_device_id, "requested", now)
+        _schedule_next(session, case, decoy=True)
+        savepoint.rollback()
 
 
 def _send_code(session, ctx, setup, code: str, now) -> None:
@@ -139,27 +159,49 @@ class OtpOutcome:
 def verify_otp(session: Session, ctx: RecoveryContext, case_id, device_id: str, code, now: dt.datetime) -> OtpOutcome:
     """Check the code. Right: otp_verified → collecting (delay starts, everyone told).
     Wrong: one attempt used; the fifth wrong code fails the case. Returns the outcome
-    (the caller commits it, then reports a wrong code as an error)."""
+    (the caller commits it, then reports a wrong code as an error).
+
+    Every evaluation is paid for before the hash is checked: one guess from the email's
+    and the account's budgets (recovery.budget; during their cool-down RecoveryRateLimited
+    with `retry_after`, nothing evaluated, the same for decoy cases) and one of the case's
+    attempts, taken by a conditional UPDATE so concurrent guesses can never evaluate more
+    codes than attempts exist (SQLite has no row locks). An expired code is answered
+    without hashing (its expiry is no secret) and costs nothing."""
     case = get_for_requester(session, case_id, device_id, lock=True)
     _require_open(session, ctx, case, now)
     if case.state != "requested":
         raise CaseStateError(f"the case is {case.state}; the code was already accepted",
                              code="otp_already_verified")
     if case.otp_expires_at is None or now >= case.otp_expires_at:
-        otp.matches(case.otp_hash, "000000")  # same work either way
         return OtpOutcome(case, False, otp.attempts_left(case.otp_attempts), expired=True)
+    keys = budget_keys(case)
+    wait = ctx.guesses.reserve(session, keys, now)
+    if wait is not None:
+        raise RecoveryRateLimited("too many wrong codes for this address; wait before trying again",
+                                  code="otp_budget_exhausted", details={"retry_after": wait})
+    taken = session.execute(update(RecoveryCase).where(
+        RecoveryCase.id == case.id, RecoveryCase.state == "requested", RecoveryCase.otp_hash.is_not(None),
+        RecoveryCase.otp_attempts < OTP_MAX_ATTEMPTS).values(otp_attempts=RecoveryCase.otp_attempts + 1))
+    session.refresh(case)
+    if taken.rowcount != 1:
+        raise CaseClosed(f"this recovery case is {case.state}", details={"state": case.state})
     right = otp.matches(case.otp_hash, code) and case.account_id is not None
+    case.updated_at = now
     if right:
         case.verified_by, case.otp_hash = "otp", None
+        ctx.guesses.clear(session, keys)
         _move(session, case, "otp_verified", now, by=device_id)
         begin_collecting(session, ctx, case, now)
         return OtpOutcome(case, True, otp.attempts_left(case.otp_attempts))
-    case.otp_attempts += 1
-    case.updated_at = now
     if otp.attempts_left(case.otp_attempts) == 0:
         case.otp_hash = None
         _move(session, case, "failed", now, by=device_id, reason="too_many_wrong_codes")
     return OtpOutcome(case, False, otp.attempts_left(case.otp_attempts))
+
+
+def budget_keys(case: RecoveryCase) -> list[str]:
+    from recovery.budget import keys_for
+    return keys_for(case.email_hash, case.account_id)
 
 
 def begin_collecting(session: Session, ctx: RecoveryContext, case: RecoveryCase, now: dt.datetime) -> None:
@@ -210,6 +252,10 @@ def advance(session: Session, ctx: RecoveryContext, case_id: str, now: dt.dateti
     and schedule the next one. Idempotent: a step that is not due does nothing.
     Returns the case's state."""
     case = get(session, case_id, lock=True)
+    if case.state in machine.OPEN_STATES and case.account_id is not None and _setup(session, case) is None:
+        _move(session, case, "cancelled", now, reason="setup_replaced")   # nothing left to release
+        from recovery.notices import push
+        push(session, case.requester_device_id, "recovery_cancelled", now)
     for _ in range(4):
         step = machine.due_step(case, now, enough_shares(session, case) if case.state == "collecting" else False)
         if step is None:
@@ -236,6 +282,9 @@ def release(session: Session, ctx: RecoveryContext, case: RecoveryCase, now: dt.
     from recovery.notices import push
     from recovery.setup import operator_share
     setup = _setup(session, case)
+    if setup is None:
+        raise CaseStateError("the account's recovery setup was replaced; this case cannot release a share",
+                             code="setup_replaced")
     machine.transition(case, "released", now, by=by)  # refuses before anything is decrypted
     plain = operator_share(ctx, setup)
     try:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cosigner.vault import KeyWrapper
+from recovery.budget import GuessBudget, SqlGuessBudget
 from recovery.mailer import Mailer
 
 
@@ -17,11 +18,13 @@ class RecoveryContext:
     case_ttl: dt.timedelta
     reminder_every: dt.timedelta
     message_ttl: dt.timedelta
+    guesses: GuessBudget = field(default_factory=SqlGuessBudget)   # OTP budgets per email / account
 
 
 def recovery_context(settings, keyring: KeyWrapper | None = None) -> RecoveryContext:
     """Build the context; `keyring` defaults to the master-key keyring from settings."""
     from cosigner.vault import keyring_from_settings
+    from recovery.budget import budget_from_settings
     from recovery.mailer import mailer_from_settings
     from recovery.secrets_box import email_key
     keyring = keyring or keyring_from_settings(settings)
@@ -29,4 +32,4 @@ def recovery_context(settings, keyring: KeyWrapper | None = None) -> RecoveryCon
         keyring=keyring, mailer=mailer_from_settings(settings, keyring), email_key=email_key(settings.secret_key),
         delay=dt.timedelta(seconds=settings.recovery_delay), case_ttl=dt.timedelta(seconds=settings.recovery_case_ttl),
         reminder_every=dt.timedelta(seconds=settings.recovery_reminder_interval),
-        message_ttl=dt.timedelta(seconds=settings.message_ttl))
+        message_ttl=dt.timedelta(seconds=settings.message_ttl), guesses=budget_from_settings(settings))

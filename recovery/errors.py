@@ -76,6 +76,11 @@ class BackupConflict(RecoveryError):
     code = "backup_version_conflict"
 
 
+class BackupQuotaExceeded(RecoveryError):
+    """Too many new backup versions for one account in the last hour (429, retry_after)."""
+    code = "backup_quota_exceeded"
+
+
 class SweepError(RecoveryError):
     code = "sweep_refused"
 

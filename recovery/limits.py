@@ -18,5 +18,6 @@ COMPLETE_PATH = (9, 0)                 # non-hardened, below the recovery key's 
 CUSTODY_PROOF_MAX_AGE = dt.timedelta(days=30)   # an answer older than this no longer counts
 MAX_BACKUP_BYTES = 1 << 20             # 1 MiB (decoded blob)
 KEEP_BACKUPS = 10
+MAX_BACKUPS_PER_HOUR = 6               # new versions per account per hour (each up to 1 MiB)
 BACKUP_REMINDER_REPEAT = dt.timedelta(days=7)
 STAFF_APPROVALS_TO_RELEASE = 2

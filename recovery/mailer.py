@@ -63,9 +63,13 @@ class OutboxMailer(Mailer):
 
 
 class SmtpMailer(Mailer):
+    """`require_tls` (production): mail carries one-time codes, so it is never sent in the
+    clear — a server that offers no STARTTLS (or a downgrade that strips it) fails the
+    delivery, and the job retries. The server's certificate is verified."""
+
     def __init__(self, keyring: KeyWrapper, host: str, port: int, user: str | None, password: str | None,
-                 sender: str, timeout: float = 20.0):
-        self.keyring, self.host, self.port = keyring, host, port
+                 sender: str, timeout: float = 20.0, require_tls: bool = False):
+        self.keyring, self.host, self.port, self.require_tls = keyring, host, port, require_tls
         self.user, self._password, self.sender, self.timeout = user, password, sender, timeout
 
     def send(self, session, mail, *, to_hash, kind, now):
@@ -89,8 +93,11 @@ class SmtpMailer(Mailer):
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.ehlo()
             if smtp.has_extn("starttls"):
-                smtp.starttls()
+                import ssl
+                smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
+            elif self.require_tls:
+                raise smtplib.SMTPNotSupportedError("the SMTP server offers no STARTTLS; nothing was sent")
             if self.user:
                 smtp.login(self.user, self._password or "")
             smtp.send_message(msg)
@@ -102,7 +109,7 @@ class SmtpMailer(Mailer):
 def mailer_from_settings(settings, keyring: KeyWrapper) -> Mailer:
     if settings.smtp_host:
         return SmtpMailer(keyring, settings.smtp_host, settings.smtp_port, settings.smtp_user,
-                          settings.smtp_password, settings.smtp_from)
+                          settings.smtp_password, settings.smtp_from, require_tls=settings.production)
     return OutboxMailer(keyring)
 
 

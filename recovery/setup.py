@@ -92,6 +92,7 @@ def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *,
                             details={"unknown": sorted(device_ids - known)})
 
     session.get(Account, account.id, with_for_update=True)
+    _close_cases_for_replacement(session, account.id, actor, now)
     old_ids = list(session.scalars(select(RecoverySetup.id).where(RecoverySetup.account_id == account.id)))
     setup_id = "rset_" + secrets.token_hex(12)
     sealed_share = seal(ctx.keyring, shares.normalize(share).encode(), setup_id)
@@ -117,6 +118,30 @@ def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *,
                                               "groups": [g["threshold"] for g in scheme.as_dict()["groups"]],
                                               "group_threshold": scheme.group_threshold}, now=now)
     return setup
+
+
+def _close_cases_for_replacement(session: Session, account_id: str, actor: str, now: dt.datetime) -> None:
+    """A case verified by OTP or staff is the owner's to contest first: refuse with
+    `recovery_in_progress` naming the cases (DELETE /v1/recoveries/{id}, then replace).
+    A case not yet verified (anyone who knows the email can open one) would otherwise
+    block the owner for the case's lifetime: it is cancelled (`setup_replaced`), its
+    requester told. Runs under the account's row lock."""
+    from recovery import machine
+    from recovery.cases import _move
+    from recovery.errors import CaseStateError
+    from recovery.model import RecoveryCase
+    from recovery.notices import push
+    open_cases = list(session.scalars(select(RecoveryCase).where(
+        RecoveryCase.account_id == account_id, RecoveryCase.state.in_(machine.OPEN_STATES))
+        .order_by(RecoveryCase.created_at).with_for_update()))
+    verified = [c.id for c in open_cases if c.state != "requested"]
+    if verified:
+        raise CaseStateError("a recovery is in progress for this account: contest it before replacing the setup",
+                             code="recovery_in_progress", details={"cases": verified})
+    for case in open_cases:
+        case.otp_hash = None
+        _move(session, case, "cancelled", now, by=actor, reason="setup_replaced")
+        push(session, case.requester_device_id, "recovery_cancelled", now)
 
 
 def current(session: Session, account_id: str) -> RecoverySetup:

@@ -19,6 +19,8 @@ from store.base import Base, UTCDateTime
 STALE_AFTER = dt.timedelta(minutes=10)   # a running job older than this is retried
 REENQUEUE_AFTER = dt.timedelta(seconds=60)  # a pending job enqueued this long ago is re-sent
 MAX_ATTEMPTS = 10
+RETRY_BASE = dt.timedelta(seconds=30)      # a failed job waits RETRY_BASE·2^(attempts-1) …
+RETRY_MAX = dt.timedelta(hours=1)          # … at most this long, before it is due again
 HANDLERS: dict[str, Callable[[Session, str, dt.datetime], None]] = {}
 
 
@@ -98,6 +100,23 @@ def run(session: Session, job: ScheduledJob, now: dt.datetime) -> None:
         fn(session, job.subject, now)
         job.state = "done"
     job.finished_at = now
+
+
+def fail(session: Session, job_id: str, error: str, now: dt.datetime) -> str:
+    """Record a failed run (in a fresh transaction, after the run's own rolled back):
+    `last_error` = the error class, back to `pending` due after a growing back-off, or
+    `failed` for good after MAX_ATTEMPTS. Returns the new state. Idempotent per attempt."""
+    job = session.get(ScheduledJob, job_id)
+    if job is None:
+        return "gone"
+    job.last_error = error[:200]
+    job.finished_at = now
+    if job.attempts >= MAX_ATTEMPTS:
+        job.state = "failed"
+    else:
+        job.state = "pending"
+        job.due_at = now + min(RETRY_BASE * 2 ** max(0, job.attempts - 1), RETRY_MAX)
+    return job.state
 
 
 def beat(session: Session, name: str, now: dt.datetime) -> None:

@@ -64,27 +64,27 @@ def reconcile(self) -> int:
 @shared_task(bind=True, name="workers.tasks.run_job", autoretry_for=(ConnectionError, TimeoutError),
              retry_backoff=True, max_retries=5)
 def run_job(self, job_id: str) -> str:
-    """Claim and run one scheduled job. A job already claimed or done is skipped."""
-    from workers.jobs import claim, run
+    """Claim and run one scheduled job. A job already claimed or done is skipped. A job
+    that fails is rolled back, then its error class is recorded and it goes back to
+    `pending` with a growing back-off (`failed` after MAX_ATTEMPTS)."""
+    from workers.jobs import claim, fail, run
     with session_scope(_settings(self).database_url) as session:
         job = claim(session, job_id, utcnow())
         if job is None:
             return "skipped"
+        kind = job.kind      # read now: the instance is detached once a failed run rolls back
     try:
         with session_scope(_settings(self).database_url) as session:
-            job = session.get(type(job), job_id)
-            run(session, job, utcnow())
-            return job.state
+            run(session, session.get(type(job), job_id), utcnow())
+            return session.get(type(job), job_id).state
     except (ConnectionError, TimeoutError):
         raise
     except Exception as exc:  # the job failed for good this attempt; reconciler retries
-        log.error("job %s (%s) failed: %s", job_id, job.kind, type(exc).__name__)
+        log.error("job %s (%s) failed: %s", job_id, kind, type(exc).__name__)
         from admin.metrics import task_failed
-        task_failed(f"run_job:{job.kind}")
+        task_failed(f"run_job:{kind}")
         with session_scope(_settings(self).database_url) as session:
-            row = session.get(type(job), job_id)
-            row.state, row.last_error = "pending", type(exc).__name__
-        return "failed"
+            return fail(session, job_id, type(exc).__name__, utcnow())
 
 
 @shared_task(bind=True, name="workers.tasks.verify_audit_chain")

@@ -39,14 +39,26 @@ def require_client_cert() -> None:
         raise ClientCertRequired("a verified client certificate is required")
 
 
+# A signature is acceptable while `created` is within ±window of now, so from its first
+# use it stays acceptable for at most 2·window; its nonce is kept that long plus a margin
+# for clock differences between API processes (issue #14, L4). `created` is compared with
+# the sub-second clock: `int(time.time())` kept a request acceptable up to 1 s longer.
+NONCE_TTL_MARGIN = 60        # seconds
+clock = time.time            # seconds since the epoch, float (tests move it)
+
+
+def nonce_ttl(window: int) -> int:
+    return 2 * window + NONCE_TTL_MARGIN
+
+
 def verify_request(resolve_key) -> httpsig.Verified:
     """Verify the current request's signature with `resolve_key`; consume its nonce."""
     d = deps()
     now = utcnow()
     window = d.settings.signature_window
     return httpsig.verify(
-        request_view(), now=int(time.time()), window=window, resolve_key=resolve_key,
-        consume_nonce=lambda keyid, nonce: d.nonces.use(keyid, nonce, 2 * window, now))
+        request_view(), now=clock(), window=window, resolve_key=resolve_key,
+        consume_nonce=lambda keyid, nonce: d.nonces.use(keyid, nonce, nonce_ttl(window), now))
 
 
 def _device_resolver(keyid: str):

@@ -175,7 +175,7 @@ def check_digest(req: RequestView) -> None:
         raise DigestMismatch("Content-Digest must include sha-256 or sha-512")
 
 
-def check_profile(req: RequestView, sig: SignatureInput, now: int, window: int) -> tuple[str, str, int]:
+def check_profile(req: RequestView, sig: SignatureInput, now: float, window: int) -> tuple[str, str, int]:
     """Check covered components and parameters; return (keyid, nonce, created)."""
     covered = set(sig.components)
     if "@method" not in covered or not covered & _PATH_COMPONENTS:
@@ -202,7 +202,7 @@ def check_profile(req: RequestView, sig: SignatureInput, now: int, window: int) 
     return keyid, nonce, created
 
 
-def verify(req: RequestView, *, now: int, window: int,
+def verify(req: RequestView, *, now: float, window: int,
            resolve_key: Callable[[str], tuple[str, Callable[[bytes, bytes], bool]]],
            consume_nonce: Callable[[str, str], bool]) -> Verified:
     """Verify a signed request end to end.

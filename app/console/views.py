@@ -9,11 +9,25 @@ from admin.status import system_status
 from app.console import SESSION_COOKIE, _cookie, bp, console_required, csrf_token  # noqa: F401
 from app.deps import deps
 from app.extensions import db
+from app.ratelimit import client_ip
 from store.base import utcnow
 
 LOGIN_ERRORS = {"bad_credentials": "Wrong username or password.",
-                "locked": "Too many failed attempts: this account is locked for a while. Ask an admin.",
+                "locked": "Too many wrong codes: this account is locked for a while. Ask an admin.",
                 "bad_code": "That code is wrong or was already used. Wait for the next one."}
+
+
+def login_guard():
+    """The console's login throttles (admin.login_guard), built once per app."""
+    from flask import current_app
+    from admin.login_guard import LoginGuard, LoginLimits
+    ext = current_app.extensions
+    if "custos_login_guard" not in ext:
+        d = deps()
+        ext["custos_login_guard"] = LoginGuard(d.limiter.limiter, LoginLimits(
+            d.settings.ratelimit_console_login_ip, d.settings.ratelimit_console_login_pair,
+            d.settings.ratelimit_console_login_user), enabled=d.limiter.enabled)
+    return ext["custos_login_guard"]
 
 
 def _safe_next(value: str | None) -> str:
@@ -28,8 +42,20 @@ def login():
         if g.get("staff") is not None:
             return redirect(url_for("console.dashboard"))
         return render_template("console/login.html", next=request.args.get("next", ""))
-    result = services.login_password(db.session, request.form.get("username", ""),
-                                     request.form.get("password", ""), utcnow())
+    username, ip = request.form.get("username", ""), client_ip()
+    guard = login_guard()
+    wait = guard.before(ip, username)                 # before any argon2 work
+    if wait is not None:
+        response = make_response(render_template(
+            "console/login.html", error=f"Too many attempts. Try again in {wait} seconds.",
+            next=request.form.get("next", "")), 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    result = services.login_password(db.session, username, request.form.get("password", ""), utcnow())
+    if result.ok:
+        guard.succeeded(ip, username)
+    elif result.error == "bad_credentials" and guard.failed(ip, username):
+        services.login_throttled(db.session, username, utcnow())
     db.session.commit()
     if not result.ok:
         return render_template("console/login.html", error=LOGIN_ERRORS[result.error],

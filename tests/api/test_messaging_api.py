@@ -184,7 +184,7 @@ def test_send_to_unknown_device_is_404(pair):
     ({"ciphertext": "!!!"}, 400, "invalid_envelope"),
     ({"ciphertext": b64(b"\0" * (64 * 1024 + 1))}, 400, "invalid_envelope"),
     ({"ciphertext": ""}, 422, "validation_error"),
-    ({"ciphertext": b64(b"x"), "type": 256}, 400, "invalid_envelope"),
+    ({"ciphertext": b64(b"x"), "type": 256}, 422, "validation_error"),     # over its documented range
     ({"ciphertext": b64(b"x"), "type": "1"}, 422, "validation_error"),
     ({"ciphertext": b64(b"x"), "extra": 1}, 422, "validation_error"),
 ])
@@ -245,13 +245,16 @@ def test_invite_accept_list_and_delete(transport):
     assert code_of(b.request("DELETE", f"/v1/contacts/{contact['contact_id']}")) == (404, "contact_not_found")
 
 
+ACCEPT = "/v1/contacts/invites/accept"       # the code travels in the body, never in a URL
+
+
 def test_invite_is_single_use_and_not_for_oneself(transport):
     a, b, c = registered(transport), registered(transport), registered(transport)
     code = a.create_invite("Alice")["invite_code"]
-    assert code_of(a.request("POST", f"/v1/contacts/invites/{code}/accept")) == (409, "own_invite")
-    assert b.request("POST", f"/v1/contacts/invites/{code}/accept")[0] == 201
-    assert code_of(c.request("POST", f"/v1/contacts/invites/{code}/accept")) == (404, "invite_not_found")
-    assert code_of(c.request("POST", "/v1/contacts/invites/short/accept")) == (404, "invite_not_found")
+    assert code_of(a.request("POST", ACCEPT, {"code": code})) == (409, "own_invite")
+    assert b.request("POST", ACCEPT, {"code": code})[0] == 201
+    assert code_of(c.request("POST", ACCEPT, {"code": code})) == (404, "invite_not_found")
+    assert code_of(c.request("POST", ACCEPT, {"code": "short"})) == (404, "invite_not_found")
 
 
 def test_invite_needs_uploaded_keys(transport):
@@ -279,7 +282,7 @@ def test_expired_invite_is_410(app, transport):
     with app.app_context():
         db.session.execute(update(Invite).values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
         db.session.commit()
-    assert code_of(b.request("POST", f"/v1/contacts/invites/{code}/accept")) == (410, "invite_expired")
+    assert code_of(b.request("POST", ACCEPT, {"code": code})) == (410, "invite_expired")
 
 
 def test_invite_acceptance_is_rate_limited(settings_factory, app_factory):
@@ -287,14 +290,23 @@ def test_invite_acceptance_is_rate_limited(settings_factory, app_factory):
     t = flask_transport(app)
     b = registered(t)
     for i in range(3):
-        assert code_of(b.request("POST", f"/v1/contacts/invites/{'A' * 42}{i}/accept"))[0] == 404
-    assert code_of(b.request("POST", f"/v1/contacts/invites/{'A' * 43}/accept")) == (429, "rate_limited")
+        assert code_of(b.request("POST", ACCEPT, {"code": f"{'A' * 42}{i}"}))[0] == 404
+    assert code_of(b.request("POST", ACCEPT, {"code": 'A' * 43})) == (429, "rate_limited")
+
+
+def test_the_path_form_that_put_codes_in_access_logs_is_gone(transport):
+    """Issue #14, L6: `POST /v1/contacts/invites/{code}/accept` wrote the code into
+    gunicorn's (and any proxy's) access log."""
+    a, b = registered(transport), registered(transport)
+    code = a.create_invite("Alice")["invite_code"]
+    assert code_of(b.request("POST", f"/v1/contacts/invites/{code}/accept", {})) == (404, "not_found")
+    assert b.request("POST", ACCEPT, {"code": code})[0] == 201               # still unused: it works here
 
 
 def test_accepting_a_second_invite_between_contacts_returns_the_existing_contact(transport):
     a, b = registered(transport), registered(transport)
     first = befriend(a, b)
-    status, _h, again = b.request("POST", f"/v1/contacts/invites/{a.create_invite('A')['invite_code']}/accept")
+    status, _h, again = b.request("POST", ACCEPT, {"code": a.create_invite('A')['invite_code']})
     assert status == 200 and again["contact_id"] == first["contact_id"]
 
 

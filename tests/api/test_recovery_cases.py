@@ -210,9 +210,19 @@ def test_custody_challenge_answer_and_status(world, rsettings):
 
 
 # -- backups ------------------------------------------------------------------------------
-def test_backups_versions_digest_and_retention(world):
+def _age_backups(rsettings, aid):
+    """Make the stored versions two hours old (new versions are limited per hour)."""
+    from sqlalchemy import update
+    from recovery.model import Backup
+    with session_scope(rsettings.database_url) as s:
+        s.execute(update(Backup).where(Backup.account_id == aid).values(created_at=utcnow() - dt.timedelta(hours=2)))
+
+
+def test_backups_versions_digest_and_retention(world, rsettings):
     old, aid = world["old"], world["aid"]
     for v in range(1, 13):
+        if v % 5 == 0:
+            _age_backups(rsettings, aid)
         old.put_backup(aid, v, f"blob {v}".encode() * 10)
     meta, blob = old.get_backup(aid)
     assert meta["version"] == 12 and blob == b"blob 12" * 10
@@ -223,6 +233,7 @@ def test_backups_versions_digest_and_retention(world):
     e = err(old.call, "PUT", f"/v1/accounts/{aid}/backups",
             {"version": 13, "sha256": hashlib.sha256(b"x").hexdigest(), "blob": base64.b64encode(b"y").decode()})
     assert (e.status, e.code) == (400, "digest_mismatch")
+    _age_backups(rsettings, aid)
     big = b"\0" * ((1 << 20) + 1)
     assert err(old.put_backup, aid, 13, big).code == "backup_too_large"
     assert old.put_backup(aid, 13, b"\1" * (1 << 20))["size"] == 1 << 20

@@ -34,3 +34,45 @@ def test_deleting_the_last_row_cannot_hide_an_earlier_gap(clean_db):
     with session_scope(clean_db) as s:
         report = audit.verify(s)
         assert not report.ok and report.first_broken_seq == 2
+
+
+def _concurrent_appends(url: str, clients: int = 4, each: int = 60) -> list[str]:
+    """`clients` threads, each appending `each` events in its own transactions, the way
+    API processes do. Returns the errors seen."""
+    import threading
+    errors: list[str] = []
+    start = threading.Barrier(clients)
+
+    def client(n: int) -> None:
+        start.wait()
+        for i in range(each):
+            try:
+                with session_scope(url) as s:
+                    audit.record(s, actor=f"client_{n}", action="x", subject=f"s{i}", details={}, now=T0)
+            except Exception as exc:  # noqa: BLE001 - the test reports every failure
+                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_concurrent_appends_on_sqlite_never_collide(tmp_path):
+    """Issue #14: 4 clients × 60 appends on SQLite gave `UNIQUE constraint failed:
+    audit_events.seq` (the lock was taken only on PostgreSQL)."""
+    from tests.dbutil import upgrade
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    upgrade(url)
+    assert _concurrent_appends(url) == []
+    with session_scope(url) as s:
+        report = audit.verify(s)
+        assert report.ok and report.checked == 240
+
+
+def test_concurrent_appends_on_the_suite_database(clean_db):
+    assert _concurrent_appends(clean_db, clients=4, each=25) == []
+    with session_scope(clean_db) as s:
+        report = audit.verify(s)
+        assert report.ok and report.checked == 100

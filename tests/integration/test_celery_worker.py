@@ -113,3 +113,23 @@ def test_reconciler_finds_due_job_in_database_and_worker_runs_it(worker, clean_d
         assert [(e.subject, e.details["ok"]) for e in events] == [("nightly", True)]
         assert s.get(ScheduledJob, future_id).state == "pending"
         assert s.get(ScheduledJob, job_id).attempts == 1
+
+
+def test_a_failing_job_records_its_error_and_is_not_left_running(worker, clean_db):
+    """Issue #14: the failure handler read `job.kind` on an instance detached by the
+    rollback (DetachedInstanceError), so `last_error` was never written and the job stayed
+    `running`, retried blind. Here the handler fails for good (no such recovery case)."""
+    celery, _proc, log_path = worker
+    with session_scope(clean_db) as s:
+        job_id = schedule(s, "recovery.advance", "rcase_does_not_exist", utcnow() - dt.timedelta(seconds=1)).id
+    celery.send_task("workers.tasks.run_job", args=[job_id])
+
+    def failed():
+        with session_scope(clean_db) as s:
+            job = s.get(ScheduledJob, job_id)
+            return job if job.last_error else None
+    job = wait_for(failed, what="the job's recorded failure", log_path=log_path)
+    assert job.state == "pending" and job.attempts == 1
+    assert job.last_error == "CaseNotFound"
+    assert job.due_at > utcnow() + dt.timedelta(seconds=20), "a failed job backs off before its retry"
+    assert "DetachedInstanceError" not in Path(log_path).read_text()

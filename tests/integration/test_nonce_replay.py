@@ -32,3 +32,49 @@ def test_replay_blocked_across_two_apps_sharing_the_database(app_factory, settin
     app_a, app_b = app_factory(embedded), app_factory(embedded)
     assert type(app_a.extensions["custos"].nonces).__name__ == "SqlNonceStore"
     assert replay_across(app_a, app_b) == (401, "nonce_reused")
+
+
+def _signed_at(c, created: int, nonce: str):
+    import datetime as dt
+    url = "http://localhost/v1/devices/me"
+    return c.sign("GET", url, {}, b"", keyid=c.device_id, nonce=nonce,
+                  created=dt.datetime.fromtimestamp(created, dt.timezone.utc))
+
+
+def _remaining(app, device_id: str, nonce: str) -> float:
+    """Seconds the stored nonce has left (Redis TTL, or the database row's expiry)."""
+    from devices.nonces import UsedNonce, nonce_key
+    from store.base import utcnow
+    from store.session import session_scope
+    d = app.extensions["custos"]
+    if d.redis is not None:
+        return d.redis.pttl("custos:nonce:" + nonce_key(device_id, nonce)) / 1000
+    with session_scope(d.settings.database_url) as s:
+        return (s.get(UsedNonce, nonce_key(device_id, nonce)).expires_at - utcnow()).total_seconds()
+
+
+def test_a_nonce_outlives_its_signature_by_the_margin(app, client_factory):
+    """Issue #14, L4: `created = now + window` stayed acceptable until the nonce was gone."""
+    import time
+    from app.auth.device import NONCE_TTL_MARGIN
+    window = app.extensions["custos"].settings.signature_window
+    c = client_factory()
+    c.register()
+    created, nonce = int(time.time()) + window - 1, "n" * 24
+    headers = _signed_at(c, created, nonce)
+    assert flask_transport(app)("GET", "http://localhost/v1/devices/me", dict(headers), b"")[0] == 200
+    acceptable_for = created + window - time.time()
+    assert _remaining(app, c.device_id, nonce) >= acceptable_for + NONCE_TTL_MARGIN - 2
+
+
+def test_created_is_compared_with_sub_second_precision(app, client_factory, monkeypatch):
+    import time
+    import app.auth.device as device_auth
+    window = app.extensions["custos"].settings.signature_window
+    c = client_factory()
+    c.register()
+    created = int(time.time())
+    headers = _signed_at(c, created, "m" * 24)
+    monkeypatch.setattr(device_auth, "clock", lambda: created + window + 0.5)   # half a second too late
+    status, _, raw = flask_transport(app)("GET", "http://localhost/v1/devices/me", dict(headers), b"")
+    assert (status, json.loads(raw)["error"]["code"]) == (401, "signature_expired")

@@ -80,21 +80,41 @@ def test_enrollment_qr_is_an_inline_svg():
 
 
 # -- with a database ----------------------------------------------------------------------------
-def test_lockout_after_repeated_failures_then_it_expires(settings):
+def test_wrong_passwords_never_lock_and_answer_like_an_unknown_user(settings):
+    """Issue #14, L7: the 6th wrong password used to answer `locked` for a real member
+    (never for an unknown one), and anyone could lock any member remotely."""
     kit.make_staff(settings, "carol", ["support"])
     now = utcnow()
     with session_scope(settings.database_url) as s:
-        for _ in range(MAX_FAILED_LOGINS - 1):
+        for _ in range(3 * MAX_FAILED_LOGINS):
             assert services.login_password(s, "carol", "wrong password!", now).error == "bad_credentials"
-        assert services.login_password(s, "carol", "wrong password!", now).error == "locked"
-        # the right password does not help while locked, and says nothing about it
-        assert services.login_password(s, "carol", kit.PASSWORD, now).error == "locked"
-        assert services.login_password(s, "carol", kit.PASSWORD, now + LOCKOUT + dt.timedelta(seconds=1)).ok
+            assert services.login_password(s, "nobody", "wrong password!", now).error == "bad_credentials"
+        assert not s.get(StaffMember, "carol").locked(now)
+        assert services.login_password(s, "carol", kit.PASSWORD, now).ok
     with session_scope(settings.database_url) as s:
         from audit.model import AuditEvent
         from sqlalchemy import select
         actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.subject == "staff:carol"))]
-    assert actions.count("staff.login_failed") == MAX_FAILED_LOGINS and "staff.locked" in actions
+    assert actions.count("staff.login_failed") == 3 * MAX_FAILED_LOGINS and "staff.locked" not in actions
+
+
+def test_locked_is_only_said_to_someone_with_the_password(settings):
+    kit.make_staff(settings, "cleo", ["support"])
+    now = utcnow()
+    with session_scope(settings.database_url) as s:
+        s.get(StaffMember, "cleo").locked_until = now + LOCKOUT      # after wrong second-factor codes
+        assert services.login_password(s, "cleo", "wrong password!", now).error == "bad_credentials"
+        assert services.login_password(s, "cleo", kit.PASSWORD, now).error == "locked"
+        assert services.login_password(s, "cleo", kit.PASSWORD, now + LOCKOUT + dt.timedelta(seconds=1)).ok
+
+
+def test_argon2_parameters_fit_a_two_core_server():
+    from argon2 import extract_parameters
+    params = extract_parameters(cred.hash_password("a long password 1"))
+    assert (params.time_cost, params.memory_cost, params.parallelism) == (2, 19 * 1024, 1)
+    assert extract_parameters(cred._DUMMY_HASH) == params                    # unknown users: the same work
+    old = __import__("argon2").PasswordHasher().hash("a long password 1")    # the library default profile
+    assert cred.check_password(old, "a long password 1") and cred.needs_rehash(old)
 
 
 def test_wrong_totp_codes_count_towards_the_lockout(settings):

@@ -200,7 +200,30 @@ def test_p256_signatures_use_raw_r_s():
     pub = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
     der = key.sign(b"msg", ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
-    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raw = keys.low_s(r.to_bytes(32, "big") + s.to_bytes(32, "big"))     # low S only (see below)
     assert keys.verify_signature("ecdsa-p256", pub, raw, b"msg")
     assert not keys.verify_signature("ecdsa-p256", pub, der, b"msg")  # DER is refused
     assert not keys.verify_signature("ecdsa-p256", pub, raw, b"other")
+
+
+# -- P-256 signatures: low S only (issue #14) ---------------------------------------------------
+def test_p256_high_s_is_refused_and_low_s_accepted():
+    import os
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from devices import keys
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+    seen = set()
+    for _ in range(64):                     # cryptography yields both forms; meet both
+        message = os.urandom(16)
+        r, s = decode_dss_signature(private.sign(message, ec.ECDSA(hashes.SHA256())))
+        low, high = min(s, keys.P256_ORDER - s), max(s, keys.P256_ORDER - s)
+        as_raw = lambda v: r.to_bytes(32, "big") + v.to_bytes(32, "big")   # noqa: E731
+        assert keys.verify_signature("ecdsa-p256", public, as_raw(low), message)
+        assert not keys.verify_signature("ecdsa-p256", public, as_raw(high), message)
+        assert keys.low_s(as_raw(high)) == as_raw(low) and keys.low_s(as_raw(low)) == as_raw(low)
+        seen.add(s == low)
+    assert seen == {True, False}

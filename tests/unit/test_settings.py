@@ -68,3 +68,22 @@ def test_cookie_file_credentials(tmp_path):
     cookie.write_text("__cookie__:abc123\n")
     s = Settings.from_env({"BITCOIND_RPC_COOKIE": str(cookie)})
     assert s.rpc_credentials() == ("__cookie__", "abc123")
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"ONESIGNAL_HOST": "http://api.onesignal.com"}, "ONESIGNAL_HOST"),
+    ({"BITCOIND_RPC_URL": "http://node.example.com:8332"}, "BITCOIND_RPC_URL"),
+    ({"BITCOIND_RPC_URL": "http://93.184.216.34:8332"}, "BITCOIND_RPC_URL"),
+    ({"BITCOIND_RPC_URL": "ftp://10.0.0.2"}, "BITCOIND_RPC_URL"),
+])
+def test_production_refuses_plaintext_outbound_urls(change, needle):
+    """Issue #14: ONESIGNAL_HOST (and any other outbound URL) must be https in production."""
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GOOD_PROD, **change}).validate()
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8332", "http://10.1.2.3:8332", "http://bitcoind:8332",
+                                 "http://localhost:8332", "https://node.example.com:8332"])
+def test_production_accepts_bitcoind_on_a_private_network_or_tls(url):
+    assert Settings.from_env({**GOOD_PROD, "BITCOIND_RPC_URL": url}).validate().production
