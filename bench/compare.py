@@ -44,12 +44,14 @@ def run_json(script: Path, root: Path, args: list[str], timeout: float = 1800) -
     return json.loads(lines[-1])
 
 
-def compare(script: Path, base_rev: str, runs: int, args: list[str]) -> dict[str, list[dict]]:
-    """{'old': [result, ...], 'new': [...]}, run alternately `runs` times each."""
+def compare(script: Path, base_rev: str, runs: int, args: list[str], new_rev: str | None = None) -> dict[str, list[dict]]:
+    """{'old': [result, ...], 'new': [...]}, run alternately `runs` times each. `new_rev`
+    None: the working tree is "new"; else that revision, checked out like the old one."""
     out: dict[str, list[dict]] = {"old": [], "new": []}
-    with worktree(base_rev) as old_root:
+    with worktree(base_rev) as old_root, \
+            (worktree(new_rev) if new_rev else contextlib.nullcontext(ROOT)) as new_root:
         for i in range(runs):
-            for name, root in (("old", old_root), ("new", ROOT)):
+            for name, root in (("old", old_root), ("new", new_root)):
                 print(f"  run {i + 1}/{runs} {name} ...", file=sys.stderr, flush=True)
                 out[name].append(run_json(script, root, args))
     return out

@@ -43,6 +43,7 @@ def _parse(argv):
     ap.add_argument("--json", action="store_true", help="print one JSON line of results at the end")
     ap.add_argument("--compare", metavar="REV", help="run REV's tree and the working tree alternately")
     ap.add_argument("--runs", type=int, default=3, help="runs per variant with --compare")
+    ap.add_argument("--against", metavar="REV", help="with --compare: the new side (default: the working tree)")
     return ap.parse_args(argv)
 
 
@@ -278,9 +279,9 @@ def run_compare(args) -> int:
     sys.path.insert(0, str(HERE.parent))
     from bench.compare import compare, medians, ratio
     extra = ["--n", str(args.n), "--size", str(args.size), "--batch", str(args.batch), "--configs", args.configs]
-    runs = compare(Path(__file__), args.compare, args.runs, extra)
+    runs = compare(Path(__file__), args.compare, args.runs, extra, args.against)
     old, new = medians(runs["old"]), medians(runs["new"])
-    print(f"request cost, old = {args.compare} vs new = working tree; medians of {args.runs} interleaved runs, "
+    print(f"request cost, old = {args.compare} vs new = {args.against or 'working tree'}; medians of {args.runs} interleaved runs, "
           f"{args.n} requests per scenario; server CPU ms per request (in process)")
     for cfg in args.configs.split(","):
         print(f"  {cfg}:")
