@@ -1,5 +1,6 @@
-"""/v1/messages: queue envelopes for other devices, fetch the caller's queue (oldest
-first, pages of ≤ 100), acknowledge by guid. Also the helpers the keys and contacts
+"""/v1/messages: queue envelopes for other devices (≤ 50 per call), fetch the caller's
+queue (oldest first, pages of ≤ 100), acknowledge by guid — one (DELETE) or up to 100 in
+one call (POST /v1/messages/ack). Also the helpers the keys and contacts
 blueprints share: rate-limit checks and the after-commit push kick."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session as SASession
 from app.deps import deps
 from app.errors import RateLimited
 from app.extensions import db
-from app.messaging_schemas import FetchArgsSchema, QueueSchema, SendSchema, SentListSchema
+from app.messaging_schemas import AckResultSchema, AckSchema, FetchArgsSchema, QueueSchema, SendSchema, SentListSchema
 from app.ratelimit import hit
 from app.transaction import committing
 from app.auth.device import signed
@@ -131,3 +132,15 @@ def acknowledge(guid):
     """Acknowledge (delete) a delivered message. Idempotent: an unknown guid is 204 too."""
     with committing():
         queues.ack(db.session, g.device.id, guid)
+
+
+@bp.route("/ack", methods=["POST"])
+@signed
+@bp.arguments(AckSchema)
+@bp.response(200, AckResultSchema)
+def acknowledge_many(body):
+    """Acknowledge (delete) up to 100 delivered messages in one call, e.g. a whole fetched
+    page. Idempotent: unknown guids, guids already acknowledged and other devices' guids
+    are ignored; `deleted` counts what this call removed."""
+    with committing():
+        return {"deleted": queues.ack_many(db.session, g.device.id, body["guids"])}

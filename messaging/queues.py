@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from devices.model import Device
 from messaging.encoding import b64decode
-from messaging.errors import InvalidEnvelope, NotPermitted, RecipientNotFound
-from messaging.limits import MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES, MAX_MESSAGE_TYPE
+from messaging.errors import InvalidEnvelope, InvalidRequest, NotPermitted, RecipientNotFound
+from messaging.limits import (MAX_ACK, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID, MAX_MESSAGE_BYTES,
+                             MAX_MESSAGE_TYPE)
 from messaging.model import Message
 from messaging.notify import SYNC, notify
 from messaging.permissions import may_message
@@ -101,10 +102,22 @@ def fetch(session: Session, recipient_id: str, *, now: dt.datetime, limit: int =
 def ack(session: Session, recipient_id: str, guid: str) -> bool:
     """Delete a delivered message. Idempotent: an unknown guid (or someone else's) is not
     an error. Returns whether a message was deleted."""
-    if not isinstance(guid, str) or len(guid) > 36:
+    if not isinstance(guid, str) or len(guid) > MAX_GUID:
         return False
     result = session.execute(delete(Message).where(Message.guid == guid, Message.recipient_id == recipient_id))
     return bool(result.rowcount)
+
+
+def ack_many(session: Session, recipient_id: str, guids: list[str]) -> int:
+    """Delete up to MAX_ACK delivered messages of the recipient's queue in one statement.
+    Idempotent: unknown guids, someone else's and repeats are ignored. Returns how many
+    were deleted now. Raises InvalidRequest for a malformed list (nothing deleted)."""
+    if not isinstance(guids, list) or not guids or len(guids) > MAX_ACK or \
+            any(not isinstance(g, str) or not 1 <= len(g) <= MAX_GUID for g in guids):
+        raise InvalidRequest(f"`guids` must be 1 to {MAX_ACK} message guids", code="invalid_guids")
+    result = session.execute(delete(Message).where(Message.recipient_id == recipient_id,
+                                                   Message.guid.in_(set(guids))))
+    return result.rowcount or 0
 
 
 def expire(session: Session, now: dt.datetime, batch: int = 10_000) -> int:
