@@ -65,14 +65,18 @@ def _producer():
 
 
 def kick(ids) -> None:
-    """Ask a worker to deliver these notifications now. Best effort: if the broker is
-    unreachable the beat flusher sends them a little later (the rows are durable)."""
+    """Ask a worker to deliver these notifications: an iterable of ids (now) or a mapping
+    id → seconds until due (a trailing push of a collapsed burst waits that long). Best
+    effort: if the broker is unreachable the beat flusher sends them a little later (the
+    rows are durable)."""
     if not ids:
         return
+    delays = ids if isinstance(ids, dict) else dict.fromkeys(ids, 0)
     try:
         producer = _producer()
-        for nid in sorted(ids):
-            producer.send_task(DELIVER_TASK, args=[nid], retry=False)
+        for nid in sorted(delays):
+            wait = delays[nid]
+            producer.send_task(DELIVER_TASK, args=[nid], retry=False, countdown=wait if wait > 0 else None)
     except Exception as exc:  # the database is the truth; the flusher catches up
         log.warning("could not enqueue push delivery (%s); the flusher will send it", type(exc).__name__)
 
