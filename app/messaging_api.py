@@ -99,7 +99,7 @@ if not event.contains(SASession, "after_commit", _after_commit):
 # -- views -----------------------------------------------------------------------
 @bp.route("", methods=["POST"])
 @signed
-@bp.arguments(SendSchema)
+@bp.arguments(SendSchema())
 @bp.response(201, SentListSchema)
 def send(body):
     """Queue one or more envelopes `{to, ciphertext (base64, ≤ 64 KiB), type?}`. All or
@@ -120,7 +120,7 @@ def send(body):
 
 @bp.route("", methods=["GET"])
 @signed
-@bp.arguments(FetchArgsSchema, location="query")
+@bp.arguments(FetchArgsSchema(), location="query")
 @bp.response(200, QueueSchema)
 def fetch(args):
     """The caller's queue, oldest first, at most `limit` (≤ 100) messages, and whether
@@ -140,7 +140,7 @@ def acknowledge(guid):
 
 @bp.route("/ack", methods=["POST"])
 @signed
-@bp.arguments(AckSchema)
+@bp.arguments(AckSchema())
 @bp.response(200, AckResultSchema)
 def acknowledge_many(body):
     """Acknowledge (delete) up to 100 delivered messages in one call, e.g. a whole fetched

@@ -19,7 +19,7 @@ import datetime as dt
 import re
 import uuid
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from messaging.model import Notification
@@ -32,6 +32,10 @@ REENQUEUE_AFTER = dt.timedelta(seconds=30)    # how long the flusher waits befor
 MAX_ATTEMPTS = 12
 KEEP_DONE = dt.timedelta(days=7)              # delivered/failed rows are purged after this
 COLLAPSE_WINDOW = dt.timedelta(seconds=5)     # at most one push per device and kind per window
+# the device's newest notification of a kind (ix_messaging_notifications_device_kind_created), built once
+_NEWEST = (select(Notification)
+           .where(Notification.device_id == bindparam("device"), Notification.kind == bindparam("kind"))
+           .order_by(Notification.created_at.desc()).limit(1))
 NEW_IN_SESSION = "custos.new_notifications"   # session.info key: {id: seconds until due} created in
 #                                               this transaction, for an after-commit hook to enqueue
 
@@ -44,9 +48,7 @@ def notify(session: Session, device_id: str, kind: str, now: dt.datetime) -> Not
     kind. Does not send anything itself."""
     if not KIND.match(kind or ""):
         raise ValueError("notification kind must match [a-z][a-z0-9_.]{0,31}")
-    last = session.scalar(select(Notification).where(
-        Notification.device_id == device_id, Notification.kind == kind)
-        .order_by(Notification.created_at.desc()).limit(1))
+    last = session.scalar(_NEWEST, {"device": device_id, "kind": kind})
     if last is not None and last.state == "pending":
         return last
     due_at = now
