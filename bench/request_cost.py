@@ -64,7 +64,6 @@ class Capture:
     """A CustosClient transport that records the signed request instead of sending it."""
 
     def __init__(self, app):
-        from werkzeug.test import EnvironBuilder  # noqa: F401  (fail early if missing)
         self.app = app
         self.last = None
         self.forward = None
@@ -127,7 +126,6 @@ def measure_config(root: Path, cfg_name: str, n: int, size: int, batch: int, pro
     import io
     import pstats
 
-    from flask.testing import FlaskClient  # noqa: F401
     from tests.conftest import flask_transport
     from tests.messaging_kit import befriend, key_upload
     from client.messaging import MessagingClient
