@@ -188,23 +188,30 @@ def run_compare(args) -> int:
     return 0
 
 
-def run_profile(args) -> int:
-    """In process: a devnet subprocess, the app in this process, N phone-signed spends
-    submitted through the WSGI app under a CPU-time profile (devnet's time is not in it)."""
-    import cProfile
-    import pstats
-    root = Path(args.root).resolve()
-    sys.path.insert(0, str(root))
-    os.chdir(root)
-    from tools.stack import free_port, wait_devnet_ready
-    tmp = Path(tempfile.mkdtemp(prefix="cosign-profile-"))
-    port, password = free_port(), secrets.token_hex(8)
-    devnet = subprocess.Popen([sys.executable, "-m", "devnet", "--datadir", str(tmp / "devnet"), "--rpcport",
-                               str(port), "--rpcuser", "bench", "--rpcpassword", password, "--fallbackfee", "0.0002"],
-                              cwd=root, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        if not wait_devnet_ready(devnet, 60):
-            raise RuntimeError("devnet did not start")
+class InProcess:
+    """A devnet subprocess, the app in this process (SQLite in a temp dir) and `spends`
+    phone-signed 1-input spends of one account, ready to submit through the WSGI app.
+    `submit(i)` posts the i-th; `close()` stops devnet."""
+
+    def __init__(self, root: Path, spends: int):
+        sys.path.insert(0, str(root))
+        os.chdir(root)
+        from tools.stack import free_port, wait_devnet_ready
+        tmp = Path(tempfile.mkdtemp(prefix="cosign-inproc-"))
+        port, password = free_port(), secrets.token_hex(8)
+        self.devnet = subprocess.Popen([sys.executable, "-m", "devnet", "--datadir", str(tmp / "devnet"), "--rpcport",
+                                        str(port), "--rpcuser", "bench", "--rpcpassword", password,
+                                        "--fallbackfee", "0.0002"],
+                                       cwd=root, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            if not wait_devnet_ready(self.devnet, 60):
+                raise RuntimeError("devnet did not start")
+            self._setup(root, tmp, port, password, spends)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, root, tmp, port, password, spends):
         from app import create_app
         from chain.rpc import BitcoinRPC
         from client.phone import PhoneWallet
@@ -223,40 +230,56 @@ def run_profile(args) -> int:
         node.call("createwallet", "faucet")
         faucet = node.for_wallet("faucet")
         node.call("generatetoaddress", 120, faucet.call("getnewaddress"))
-        device = CustosClient("http://localhost", transport=flask_transport(app))
-        device.register()
+        self.device = CustosClient("http://localhost", transport=flask_transport(app))
+        self.device.register()
         phone = PhoneWallet()
-        account = device.call("POST", "/v1/accounts", phone.account_request("profile"))
-        _fund(device, node, faucet, account["account_id"], args.spends + 1)
+        account = self.device.call("POST", "/v1/accounts", phone.account_request("profile"))
+        _fund(self.device, node, faucet, account["account_id"], spends + 1)
         node.call("syncwithvalidationinterfacequeue")
-        prepared = []
-        for _ in range(args.spends):
+        self.prepared = []
+        for _ in range(spends):
             outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": _amount(1)}]
-            spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
-                                {"outputs": outputs, "fee_rate_sat_vb": 2})
-            prepared.append((spend["spend_id"], phone.sign(phone.verify_spend(account, spend, outputs))))
+            spend = self.device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
+                                     {"outputs": outputs, "fee_rate_sat_vb": 2})
+            self.prepared.append((spend["spend_id"], phone.sign(phone.verify_spend(account, spend, outputs))))
+
+    def submit(self, i: int) -> None:
+        spend_id, signed = self.prepared[i]
+        result = self.device.call("POST", f"/v1/spends/{spend_id}/signatures", {"psbt": signed})
+        if result["state"] != "broadcast":
+            raise RuntimeError(result)
+
+    def close(self) -> None:
+        self.devnet.terminate()
+        self.devnet.wait(timeout=20)
+
+
+def run_profile(args) -> int:
+    """In process: N phone-signed spends submitted through the WSGI app; the first half
+    timed, the second half under a CPU-time profile (devnet's time is not in it)."""
+    import cProfile
+    import pstats
+    root = Path(args.root).resolve()
+    bench = InProcess(root, args.spends)
+    try:
         prof = cProfile.Profile(time.process_time)
         cpu, wall = [], []
-        half = len(prepared) // 2
-        for i, (spend_id, signed) in enumerate(prepared):
-            profiled = i >= half           # first half: figures without the profiler's overhead
+        half = args.spends // 2
+        for i in range(args.spends):
             c0, w0 = time.process_time(), time.perf_counter()
-            if profiled:
+            if i >= half:
                 prof.enable()
-            result = device.call("POST", f"/v1/spends/{spend_id}/signatures", {"psbt": signed})
+            bench.submit(i)
             prof.disable()
             if 2 <= i < half:
                 cpu.append(time.process_time() - c0)
                 wall.append(time.perf_counter() - w0)
-            if result["state"] != "broadcast":
-                raise RuntimeError(result)
         print(f"submit in process ({root.name}, 1 input, an account with up to {args.spends} earlier spends): "
               f"median {1000 * statistics.median(cpu):.2f} ms CPU, {1000 * statistics.median(wall):.2f} ms wall "
               f"(the rest of wall is devnet and fsync)")
         print(profile_buckets(pstats.Stats(prof)))
     finally:
-        devnet.terminate()
-        devnet.wait(timeout=20)
+        bench.close()
     return 0
 
 
