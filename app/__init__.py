@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
 
     redis = bootstrap.redis_client(settings)
-    limiter = make_limiter(app, settings)
+    limiter = make_limiter(app, settings, redis)
     app.extensions["custos"] = Deps(
         settings=settings, redis=redis,
         nonces=bootstrap.nonce_store(settings, session_factory, redis),
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if "started" in g:
             log.info("%s %s %s %.1fms device=%s", request.method, request.path, response.status_code,
-                     (time.perf_counter() - g.started) * 1000, getattr(g.get("device"), "id", "-"))
+                     (time.perf_counter() - g.started) * 1000, g.get("device_id") or "-")
         return response
 
     @app.teardown_request

@@ -11,7 +11,7 @@ class Deps:
     settings: object
     redis: object | None
     nonces: object
-    limiter: object          # flask_limiter.Limiter
+    limiter: object          # app.ratelimit.RateLimiter
     bitcoind: object         # chain.rpc.BitcoinRPC
     celery: object | None = None
     _cosigner: object | None = None

@@ -1,5 +1,6 @@
-"""/v1/messages: queue envelopes for other devices, fetch the caller's queue (oldest
-first, pages of ≤ 100), acknowledge by guid. Also the helpers the keys and contacts
+"""/v1/messages: queue envelopes for other devices (≤ 50 per call), fetch the caller's
+queue (oldest first, pages of ≤ 100), acknowledge by guid — one (DELETE) or up to 100 in
+one call (POST /v1/messages/ack). Also the helpers the keys and contacts
 blueprints share: rate-limit checks and the after-commit push kick."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session as SASession
 from app.deps import deps
 from app.errors import RateLimited
 from app.extensions import db
-from app.messaging_schemas import FetchArgsSchema, QueueSchema, SendSchema, SentListSchema
+from app.messaging_schemas import AckResultSchema, AckSchema, FetchArgsSchema, QueueSchema, SendSchema, SentListSchema
 from app.ratelimit import hit
 from app.transaction import committing
 from app.auth.device import signed
@@ -64,14 +65,18 @@ def _producer():
 
 
 def kick(ids) -> None:
-    """Ask a worker to deliver these notifications now. Best effort: if the broker is
-    unreachable the beat flusher sends them a little later (the rows are durable)."""
+    """Ask a worker to deliver these notifications: an iterable of ids (now) or a mapping
+    id → seconds until due (a trailing push of a collapsed burst waits that long). Best
+    effort: if the broker is unreachable the beat flusher sends them a little later (the
+    rows are durable)."""
     if not ids:
         return
+    delays = ids if isinstance(ids, dict) else dict.fromkeys(ids, 0)
     try:
         producer = _producer()
-        for nid in sorted(ids):
-            producer.send_task(DELIVER_TASK, args=[nid], retry=False)
+        for nid in sorted(delays):
+            wait = delays[nid]
+            producer.send_task(DELIVER_TASK, args=[nid], retry=False, countdown=wait if wait > 0 else None)
     except Exception as exc:  # the database is the truth; the flusher catches up
         log.warning("could not enqueue push delivery (%s); the flusher will send it", type(exc).__name__)
 
@@ -94,7 +99,7 @@ if not event.contains(SASession, "after_commit", _after_commit):
 # -- views -----------------------------------------------------------------------
 @bp.route("", methods=["POST"])
 @signed
-@bp.arguments(SendSchema)
+@bp.arguments(SendSchema())
 @bp.response(201, SentListSchema)
 def send(body):
     """Queue one or more envelopes `{to, ciphertext (base64, ≤ 64 KiB), type?}`. All or
@@ -115,7 +120,7 @@ def send(body):
 
 @bp.route("", methods=["GET"])
 @signed
-@bp.arguments(FetchArgsSchema, location="query")
+@bp.arguments(FetchArgsSchema(), location="query")
 @bp.response(200, QueueSchema)
 def fetch(args):
     """The caller's queue, oldest first, at most `limit` (≤ 100) messages, and whether
@@ -131,3 +136,15 @@ def acknowledge(guid):
     """Acknowledge (delete) a delivered message. Idempotent: an unknown guid is 204 too."""
     with committing():
         queues.ack(db.session, g.device.id, guid)
+
+
+@bp.route("/ack", methods=["POST"])
+@signed
+@bp.arguments(AckSchema())
+@bp.response(200, AckResultSchema)
+def acknowledge_many(body):
+    """Acknowledge (delete) up to 100 delivered messages in one call, e.g. a whole fetched
+    page. Idempotent: unknown guids, guids already acknowledged and other devices' guids
+    are ignored; `deleted` counts what this call removed."""
+    with committing():
+        return {"deleted": queues.ack_many(db.session, g.device.id, body["guids"])}

@@ -6,8 +6,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.schemas import StrictSchema
-from messaging.limits import (MAX_DISPLAY_NAME, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES,
-                              MAX_MESSAGE_TYPE, MAX_PREKEYS_PER_UPLOAD, MAX_RECEIVE_ADDRESS)
+from messaging.limits import (MAX_ACK, MAX_DISPLAY_NAME, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID,
+                              MAX_MESSAGE_BYTES, MAX_MESSAGE_TYPE, MAX_PREKEYS_PER_UPLOAD, MAX_RECEIVE_ADDRESS)
 from messaging.prekeys import MAX_KEY_ID
 
 B64_KEY = validate.Length(min=1, max=64)
@@ -72,6 +72,17 @@ class SentListSchema(Schema):
 
 class FetchArgsSchema(StrictSchema):
     limit = fields.Integer(load_default=MAX_FETCH, validate=validate.Range(min=1, max=MAX_FETCH))
+
+
+class AckSchema(StrictSchema):
+    guids = fields.List(fields.String(validate=validate.Length(min=1, max=MAX_GUID)), required=True,
+                        validate=validate.Length(min=1, max=MAX_ACK),
+                        metadata={"description": f"1 to {MAX_ACK} guids from GET /v1/messages"})
+
+
+class AckResultSchema(Schema):
+    deleted = fields.Integer(required=True, metadata={"description": "messages deleted by this call "
+                                                                     "(0 for guids already acknowledged)"})
 
 
 class QueuedSchema(Schema):

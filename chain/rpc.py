@@ -164,3 +164,28 @@ class BitcoinRPC:
         if name.startswith("_"):
             raise AttributeError(name)
         return lambda *params: self.call(name, *params)
+
+
+def txid_of(raw_hex: str) -> str:
+    """The txid (display hex) of a serialized transaction."""
+    from embit.transaction import Transaction
+    return Transaction.from_string(raw_hex).txid().hex()
+
+
+def broadcast(node: BitcoinRPC, raw_hex: str) -> str:
+    """Submit a signed transaction in ONE round trip: `sendrawtransaction`. Returns the txid.
+
+    Core's sendrawtransaction runs the whole mempool acceptance itself (the same checks
+    testmempoolaccept reports, plus its maxfeerate check, default 0.10 BTC/kvB), so a
+    testmempoolaccept first is redundant: a refusal is `ChainRejected` with Core's code
+    and reason (-26 policy/script, e.g. "insufficient fee" or
+    "mandatory-script-verify-flag-failed (…)"; -25 "bad-txns-inputs-missingorspent" or a
+    fee above maxfeerate). Idempotent: a transaction already in the mempool returns its
+    txid (Core re-announces it), one already in the chain (-27) too."""
+    from chain.errors import RPC_VERIFY_ALREADY_IN_CHAIN, ChainRejected
+    try:
+        return node.call("sendrawtransaction", raw_hex)
+    except ChainRejected as err:
+        if err.code == RPC_VERIFY_ALREADY_IN_CHAIN:
+            return txid_of(raw_hex)
+        raise

@@ -14,6 +14,7 @@ import time
 
 from chain.errors import (RPC_WALLET_ALREADY_LOADED, RPC_WALLET_ERROR, RPC_WALLET_NOT_FOUND, ChainRejected)
 from chain.rpc import BitcoinRPC
+from chain.rpc import broadcast as rpc_broadcast
 
 DEFAULT_RANGE_END = 999
 
@@ -87,21 +88,10 @@ def _normalize(desc: str) -> str:
 
 
 def broadcast(node: BitcoinRPC, raw_hex: str) -> str:
-    """testmempoolaccept then sendrawtransaction. Returns the txid. Raises ChainRejected
-    with Core's reason when refused. Idempotent: a transaction already in the mempool or
-    the chain returns its txid."""
-    check = node.call("testmempoolaccept", [raw_hex])[0]
-    if not check.get("allowed"):
-        reason = check.get("reject-reason", "rejected")
-        if reason in ("txn-already-in-mempool", "txn-already-known"):
-            return check["txid"]
-        raise ChainRejected(-26, reason)
-    try:
-        return node.call("sendrawtransaction", raw_hex)
-    except ChainRejected as err:
-        if err.code == -27:  # already in the chain
-            return check["txid"]
-        raise
+    """Submit a signed transaction; returns the txid. One RPC round trip (see
+    chain.rpc.broadcast). Raises ChainRejected with Core's code and reason when refused.
+    Idempotent: a transaction already in the mempool or the chain returns its txid."""
+    return rpc_broadcast(node, raw_hex)
 
 
 def wait_synced(node: BitcoinRPC) -> None:

@@ -14,6 +14,8 @@ from urllib.parse import quote
 from client.sdk import CustosClient
 
 LAST_RESORT_KEY_ID = 0xFFFFFF
+MAX_ACK = 100           # guids per POST /v1/messages/ack
+MAX_SEND = 50           # envelopes per POST /v1/messages
 PREKEY_BATCH = 100
 REPLENISH_BELOW = 20
 
@@ -49,6 +51,14 @@ class MessagingClient(CustosClient):
 
     def ack(self, guid: str) -> None:
         self.call("DELETE", f"/v1/messages/{quote(guid, safe='')}")
+
+    def ack_many(self, guids: list[str]) -> int:
+        """Acknowledge many guids, MAX_ACK per call (one call per 100); returns how many
+        messages the server deleted. Idempotent, like `ack`."""
+        deleted = 0
+        for i in range(0, len(guids), MAX_ACK):
+            deleted += self.call("POST", "/v1/messages/ack", {"guids": guids[i:i + MAX_ACK]})["deleted"]
+        return deleted
 
     # contacts
     def create_invite(self, display_name: str, receive_address: str | None = None) -> dict:
@@ -187,6 +197,15 @@ class SignalMessenger:
         """Encrypt and queue one message; return its server guid."""
         return self.api.send_envelopes([self.encrypt(recipient, plaintext)])[0]["guid"]
 
+    def send_many(self, items: list[tuple[str, bytes]]) -> list[str]:
+        """Encrypt and queue several (recipient, plaintext) messages, MAX_SEND per call,
+        in order; returns their server guids. Each call is all or nothing."""
+        envelopes = [self.encrypt(recipient, plaintext) for recipient, plaintext in items]
+        guids = []
+        for i in range(0, len(envelopes), MAX_SEND):
+            guids += [m["guid"] for m in self.api.send_envelopes(envelopes[i:i + MAX_SEND])]
+        return guids
+
     def _decrypt(self, sender: str, kind: int, raw: bytes) -> bytes:
         from axolotl.protocol.prekeywhispermessage import PreKeyWhisperMessage
         from axolotl.protocol.whispermessage import WhisperMessage
@@ -199,11 +218,13 @@ class SignalMessenger:
 
     def receive(self, limit: int = 100) -> list[Received]:
         """Fetch the whole queue, decrypt, keep each plaintext in the local store, then
-        acknowledge it (so nothing is lost if we crash before the ack: the same guid comes
-        back and is recognised). Undecryptable messages are acknowledged and reported."""
+        acknowledge the page in one call (so nothing is lost if we crash before the ack:
+        the same guids come back and are recognised). Undecryptable messages are
+        acknowledged and reported."""
         out: list[Received] = []
         while True:
             page = self.api.fetch_messages(limit)
+            done = []
             for m in page["messages"]:
                 guid, sender = m["guid"], m["from"]
                 if not self.store.has(guid):
@@ -211,11 +232,13 @@ class SignalMessenger:
                         plain = self._decrypt(sender, m["type"], base64.b64decode(m["ciphertext"]))
                     except Exception as exc:  # a bad message must not block the queue
                         out.append(Received(guid, sender, None, type(exc).__name__))
-                        self.api.ack(guid)
+                        done.append(guid)
                         continue
                     self.store.keep(guid, sender, m["server_timestamp"], plain)
                     out.append(Received(guid, sender, plain))
-                self.api.ack(guid)
+                done.append(guid)
+            if done:
+                self.api.ack_many(done)
             if not page["more"]:
                 return out
 

@@ -20,20 +20,28 @@ REDACTED = "[REDACTED]"
 
 _SECRET_NAMES = (r"pass(?:word|phrase)?|otp|(?:otp|verification)[_-]?code|share|shares|shard|mnemonic|seed|secret|token"
                  r"|signature(?:-input)?|cookie|private[_-]?key|prv|master[_-]?key|api[_-]?key")
+# Every pattern below runs in linear time: a record is scanned a bounded number of times
+# whatever its length (possessive quantifiers, lookbehind-anchored tokens), and a pattern
+# runs only when a cheap substring test says it could match.
+_AUTHORIZATION = re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)([^\r\n,;\"']+)")
+# `name: value`, `name=value`, `"name": "value"`, `'name': b'...'`: a key token (letters,
+# digits, _ and -) that ENDS with a secret name, then : or =, then the value (quoted, a
+# [list] or {object}, or up to the next space , ; & or quote).
+_KEY_SEP = re.compile(r"""(?<![\w-])([\w-]++)(["']?\s*+[:=]\s*+)""")
+_SECRET_KEY = re.compile(r"(?i)(?:%s)\Z" % _SECRET_NAMES)
+_VALUE = re.compile(r""""[^"]*+"|'[^']*+'|b'[^']*+'|\[[^\]]*+\]?|\{[^}]*+\}?|[^\s,;&"']++""")
+_KEY_HINTS = ("pass", "otp", "code", "shar", "mnemonic", "seed", "secret", "token", "signature", "cookie",
+              "key", "prv")
 _PATTERNS = [
-    # Authorization headers: the whole credential, scheme included (Bearer, Basic, Key)
-    re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*)([^\r\n,;\"']+)"),
-    # "name": "value"  /  'name': 'value'   (JSON and dict reprs)
-    re.compile(r"""(?i)(["']?(?:[\w-]*?(?:%s))["']?\s*[:=]\s*)("[^"]*"|'[^']*'|b'[^']*')""" % _SECRET_NAMES),
-    # name=value / Name: value (query strings, headers, free text)
-    re.compile(r"(?i)\b((?:[\w-]*?(?:%s))\s*[:=]\s*)([^\s,;&\"']+)" % _SECRET_NAMES),
     # extended private keys (xprv/tprv/yprv/zprv/...)
-    re.compile(r"()\b[xtyzuvYZUV]prv[1-9A-HJ-NP-Za-km-z]{100,}"),
+    re.compile(r"\b[xtyzuvYZUV]prv[1-9A-HJ-NP-Za-km-z]{100,}"),
     # WIF private keys
-    re.compile(r"()\b[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}\b"),
+    re.compile(r"\b[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}\b"),
     # 64+ hex characters (raw keys, seeds) and long base64 blobs
-    re.compile(r"()\b[0-9a-fA-F]{64,}\b"),
+    re.compile(r"\b[0-9a-fA-F]{64,}\b"),
 ]
+# A run this long of base64/base58/hex characters is what every pattern above needs.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_=-]{43}")
 _BLOB = re.compile(r"[A-Za-z0-9+/_-]{43,}={0,2}")
 
 
@@ -65,12 +73,37 @@ def _mask_share_words(match: re.Match) -> str:
     return REDACTED if known * 5 >= len(words) * 4 else match.group(0)
 
 
+def _redact_pairs(text: str) -> str:
+    out, pos = [], 0
+    for m in _KEY_SEP.finditer(text):
+        if m.start() < pos or not _SECRET_KEY.search(m.group(1)):
+            continue
+        value = _VALUE.match(text, m.end())
+        if value is None:
+            continue
+        out += (text[pos:m.end()], REDACTED)
+        pos = value.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def redact(text: str) -> str:
-    """Return `text` with anything secret-looking replaced by [REDACTED]. Pure."""
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) or "") + REDACTED, text)
-    text = _BLOB.sub(_mask_blob, text)
-    return _WORD_RUN.sub(_mask_share_words, text)
+    """Return `text` with anything secret-looking replaced by [REDACTED]. Pure; linear in
+    the length of `text`."""
+    low = text.lower()
+    if "uthorization" in low:
+        text = _AUTHORIZATION.sub(lambda m: m.group(1) + REDACTED, text)
+    if ("=" in text or ":" in text) and any(h in low for h in _KEY_HINTS):
+        text = _redact_pairs(text)
+    if _LONG_RUN.search(text):
+        for pattern in _PATTERNS:
+            text = pattern.sub(REDACTED, text)
+        text = _BLOB.sub(_mask_blob, text)
+    if text.count(" ") + text.count("\n") + text.count("\t") >= 11:
+        text = _WORD_RUN.sub(_mask_share_words, text)
+    return text
 
 
 class RedactingFilter(logging.Filter):

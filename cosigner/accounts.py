@@ -184,8 +184,8 @@ def view(account: Account, session: Session) -> AccountView:
     fp, _, path = account.recovery_key["origin"].strip("[]").partition("/")
     recovery = d.AccountKey(fp, path, account.recovery_key["xpub"])
     server = d.AccountKey(key.fingerprint, key.path, key.xpub)
-    receive = Descriptor.from_string(account.receive_descriptor.split("#")[0])
-    change = Descriptor.from_string(account.change_descriptor.split("#")[0])
+    receive = d.parse_descriptor(account.receive_descriptor)   # parsed once per process
+    change = d.parse_descriptor(account.change_descriptor)
     return AccountView(account.network, account.template, platform, recovery, server, receive, change)
 
 

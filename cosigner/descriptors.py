@@ -13,6 +13,7 @@ Templates (receive uses branch /0/*, change /1/*):
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -172,3 +173,12 @@ def address(descriptor: str, index: int, network: str) -> str:
     if not 0 <= index < 2**31:
         raise InvalidDescriptor("index out of range")
     return Descriptor.from_string(descriptor.split("#")[0]).derive(index).address(network_params(network))
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_descriptor(text: str) -> Descriptor:
+    """The parsed embit Descriptor for a stored descriptor string (checksum ignored),
+    parsed once per process and shared: the per-account cache of parsed descriptors the
+    cosign path reuses (parsing costs several base58 round trips per key). Callers must
+    not mutate the result; `derive()` returns new objects. Raises what embit raises."""
+    return Descriptor.from_string(text.split("#")[0])

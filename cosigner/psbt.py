@@ -11,12 +11,16 @@ when present. It refuses with PsbtRejected(code) — never partially — and ret
 """
 from __future__ import annotations
 
+import functools
+import hmac
+from copy import copy
 from dataclasses import dataclass, field
 
 from embit.bip32 import HDKey
 from embit.ec import PublicKey, Signature
 from embit.psbt import PSBT
 from embit.transaction import SIGHASH
+from embit.util import secp256k1
 
 from cosigner import vsize as vs
 from cosigner.descriptors import AccountKey, network_params
@@ -42,6 +46,10 @@ class InputInfo:
     amount_sat: int
     branch: int
     index: int
+    # the witness script inspection re-derived from the account's descriptor and proved
+    # against the UTXO (sha256 = its P2WSH program); the finalizer reuses it. Empty when
+    # an InputInfo is built elsewhere: the finalizer then derives it itself.
+    witness_script: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,10 +133,27 @@ def _derived(view: AccountView, branch: int, index: int):
     return (view.receive if branch == 0 else view.change).derive(index)
 
 
+@functools.lru_cache(maxsize=4096)
+def branch_key(xpub: str, branch: int) -> HDKey:
+    """The (non-hardened) child `branch` of an account xpub, parsed and derived once per
+    process: every later index on that branch costs one public derivation."""
+    return HDKey.from_string(xpub).derive([branch])
+
+
+def child_pub(xpub: str, branch: int, index: int) -> PublicKey:
+    """The public key at xpub/branch/index (BIP32 CKDpub from the cached branch key; the
+    same point embit's HDKey.derive gives, without building an HDKey per step)."""
+    parent = branch_key(xpub, branch)
+    if not 0 <= index < HARDENED:
+        raise ValueError("a public derivation index is 0..2^31-1")
+    tweak = hmac.new(parent.chain_code, parent.key.sec() + index.to_bytes(4, "big"), "sha512").digest()[:32]
+    return PublicKey(secp256k1.ec_pubkey_add(copy(parent.key._point), tweak))
+
+
 def _signer_pub(view: AccountView, signer: str, branch: int, index: int) -> PublicKey:
     """The multisig-branch public key of the platform or recovery key at (branch, index)."""
     key = view.platform if signer == "platform" else view.recovery
-    return HDKey.from_string(key.xpub).derive([branch, index]).key
+    return child_pub(key.xpub, branch, index)
 
 
 def parse(psbt_b64: str) -> PSBT:
@@ -181,8 +206,9 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
             raise PsbtRejected(f"input {i} is not the account's", code="foreign_input")
         branch, index = loc
         derived = _derived(view, branch, index)
+        witness_script = derived.witness_script()
         if derived.script_pubkey() != utxo.script_pubkey or \
-                (inp.witness_script is not None and inp.witness_script != derived.witness_script()):
+                (inp.witness_script is not None and inp.witness_script != witness_script):
             raise PsbtRejected(f"input {i} does not re-derive from the account's descriptor", code="foreign_input")
         if inp.sighash_type not in (None, SIGHASH.ALL):
             raise PsbtRejected(f"input {i} asks for a sighash other than ALL", code="sighash_not_all")
@@ -198,14 +224,13 @@ def inspect(psbt: PSBT, view: AccountView, *, caps: FeeCaps, expected_txid: str 
         else:
             try:
                 ok = pub.verify(Signature.parse(sig[:-1]),
-                                tx.sighash_segwit(i, derived.witness_script(), utxo.value, sighash=SIGHASH.ALL))
+                                tx.sighash_segwit(i, witness_script, utxo.value, sighash=SIGHASH.ALL))
             except Exception:
                 ok = False
             if not ok:
                 raise PsbtRejected(f"input {i}: the {who} signature is invalid", code=f"{signer}_signature_invalid")
-        ws_len = len(derived.witness_script().data)
-        weight_witness += vs.witness_bytes(ws_len)
-        inputs.append(InputInfo(prev_txid.hex(), vout, utxo.value, branch, index))
+        weight_witness += vs.witness_bytes(len(witness_script.data))
+        inputs.append(InputInfo(prev_txid.hex(), vout, utxo.value, branch, index, witness_script.data))
 
     outputs = []
     for j, out in enumerate(psbt.outputs):

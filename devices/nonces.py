@@ -1,16 +1,19 @@
 """Single-use request nonces (replay protection for signed requests).
 
-Two stores behind one interface: Redis (`SET NX EX`, shared by every API process) and
-the database (`used_nonces` table, for the embedded mode; a beat job purges expired rows).
-`use(device_id, nonce, ttl)` returns True the first time and False for a replay.
+Two stores behind one interface, each one statement and one round trip per request:
+Redis (`SET key 1 NX EX ttl`, shared by every API process; `create_app` picks it whenever
+REDIS_URL is set) and the database (`used_nonces`, for the embedded mode: one
+`INSERT … ON CONFLICT DO UPDATE … WHERE expired` in its own short transaction, atomic on
+SQLite and PostgreSQL; a beat job purges expired rows).
+`use(device_id, nonce, ttl, now)` returns True the first time and False for a replay.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 
-from sqlalchemy import String, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import String, bindparam, delete, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.base import Base, UTCDateTime
@@ -50,31 +53,32 @@ class RedisNonceStore(NonceStore):
         self._redis.ping()
 
 
-class SqlNonceStore(NonceStore):
-    """Uses its own short transaction so a nonce stays used even if the request fails."""
+# One statement: insert the nonce, or take over a row whose window has passed; a row
+# still inside its window is left alone and the statement changes nothing (rowcount 0).
+# The same text runs on SQLite (>= 3.24) and PostgreSQL; the typed parameters store
+# timestamps exactly as the ORM column does.
+_USE = text(
+    "INSERT INTO used_nonces (key, expires_at) VALUES (:key, :expires_at) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE used_nonces.expires_at <= :now"
+).bindparams(bindparam("expires_at", type_=UTCDateTime()), bindparam("now", type_=UTCDateTime()))
 
-    def __init__(self, session_factory):
-        self._sessions = session_factory
+
+class SqlNonceStore(NonceStore):
+    """Uses its own short transaction (not the request's) so a nonce stays used even if
+    the request fails. `bind` is an Engine, or a sessionmaker bound to one."""
+
+    def __init__(self, bind):
+        self._engine: Engine = bind if isinstance(bind, Engine) else bind.kw["bind"]
 
     def use(self, device_id, nonce, ttl, now):
-        key = nonce_key(device_id, nonce)
-        with self._sessions() as session:
-            try:
-                with session.begin():
-                    row = session.get(UsedNonce, key)
-                    if row is not None:
-                        if row.expires_at > now:
-                            return False
-                        row.expires_at = now + dt.timedelta(seconds=ttl)
-                    else:
-                        session.add(UsedNonce(key=key, expires_at=now + dt.timedelta(seconds=ttl)))
-            except IntegrityError:  # a concurrent request inserted it first
-                return False
-        return True
+        params = {"key": nonce_key(device_id, nonce), "expires_at": now + dt.timedelta(seconds=ttl), "now": now}
+        with self._engine.begin() as conn:
+            return conn.execute(_USE, params).rowcount == 1
 
     def ping(self):
-        with self._sessions() as session:
-            session.execute(select(1))
+        with self._engine.connect() as conn:
+            conn.execute(select(1))
 
 
 def purge_expired(session: Session, now: dt.datetime) -> int:

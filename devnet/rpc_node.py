@@ -227,9 +227,17 @@ def _max_feerate(value) -> int | None:
     return int(rate * 100_000) or None
 
 
+MAX_FEE_EXCEEDED = "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)"
+
+
 def sendrawtransaction(ctx, hexstring, maxfeerate=None, maxburnamount=None):
     ti = parse_tx_hex(hexstring)
-    acc = ctx.node.submit(ti, max_feerate=_max_feerate(maxfeerate))
+    try:
+        acc = ctx.node.submit(ti, max_feerate=_max_feerate(maxfeerate))
+    except TxRejected as exc:
+        if exc.reason == "max-fee-exceeded":  # Core: TransactionError::MAX_FEE_EXCEEDED, no reason prefix
+            raise RPCFailure(-25, MAX_FEE_EXCEEDED) from None
+        raise
     return acc.entry.ti.txid
 
 

@@ -17,6 +17,8 @@ MAX_MESSAGE_BYTES = 64 * 1024            # decoded ciphertext per envelope
 MAX_ENVELOPES_PER_REQUEST = 50
 MAX_MESSAGE_TYPE = 255
 MAX_FETCH = 100                          # messages per page
+MAX_ACK = 100                            # guids per batched acknowledgement
+MAX_GUID = 36
 MAX_PREKEYS_PER_UPLOAD = 100
 INVITE_TTL = dt.timedelta(hours=72)
 MAX_DISPLAY_NAME = 64

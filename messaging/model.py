@@ -105,7 +105,8 @@ class Notification(Base):
     """A content-free push, durable: written in the caller's transaction, delivered
     at least once by a task. `id` (a UUID) is the provider's idempotency key."""
     __tablename__ = "messaging_notifications"
-    __table_args__ = (Index("ix_messaging_notifications_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_messaging_notifications_state_next", "state", "next_attempt_at"),
+                      Index("ix_messaging_notifications_device_kind_created", "device_id", "kind", "created_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(40), nullable=False, index=True)

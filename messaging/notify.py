@@ -7,8 +7,11 @@ through the configured PushSender; a beat task re-sends rows still pending, so d
 is at-least-once and the row id is the provider's idempotency key. Payloads are
 content-free: the device learns only `kind` (e.g. "sync") and fetches the rest itself.
 
-A pending notification of the same kind for the same device absorbs new ones (collapse):
-one wake-up is enough for any number of queued messages.
+Bursts collapse to one push per device and kind per COLLAPSE_WINDOW: a pending
+notification of the same kind absorbs new ones (one wake-up is enough for any number of
+queued messages), and a notification asked for within COLLAPSE_WINDOW of the last one
+that already went out becomes a single trailing push, due when the window ends — so the
+device always gets a wake-up after the last change, never more than one per window.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import datetime as dt
 import re
 import uuid
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from messaging.model import Notification
@@ -28,26 +31,34 @@ CLAIM_STALE_AFTER = dt.timedelta(minutes=2)   # a 'sending' row older than this 
 REENQUEUE_AFTER = dt.timedelta(seconds=30)    # how long the flusher waits before re-sending
 MAX_ATTEMPTS = 12
 KEEP_DONE = dt.timedelta(days=7)              # delivered/failed rows are purged after this
-NEW_IN_SESSION = "custos.new_notifications"   # session.info key: ids created in this transaction,
-#                                               for an after-commit hook to send at once
+COLLAPSE_WINDOW = dt.timedelta(seconds=5)     # at most one push per device and kind per window
+# the device's newest notification of a kind (ix_messaging_notifications_device_kind_created), built once
+_NEWEST = (select(Notification)
+           .where(Notification.device_id == bindparam("device"), Notification.kind == bindparam("kind"))
+           .order_by(Notification.created_at.desc()).limit(1))
+NEW_IN_SESSION = "custos.new_notifications"   # session.info key: {id: seconds until due} created in
+#                                               this transaction, for an after-commit hook to enqueue
 
 
 def notify(session: Session, device_id: str, kind: str, now: dt.datetime) -> Notification:
-    """Record a push for `device_id` in the caller's transaction; return the row (an
-    existing pending one of the same kind if there is one). Raises ValueError for a
-    malformed kind. Does not send anything itself."""
+    """Record a push for `device_id` in the caller's transaction; return the row: the
+    device's newest notification of this kind if it is still pending, else a new row due
+    now — or, when that newest one went out less than COLLAPSE_WINDOW ago, due at the end
+    of its window. One indexed query when absorbed. Raises ValueError for a malformed
+    kind. Does not send anything itself."""
     if not KIND.match(kind or ""):
         raise ValueError("notification kind must match [a-z][a-z0-9_.]{0,31}")
-    existing = session.scalar(select(Notification).where(
-        Notification.device_id == device_id, Notification.kind == kind,
-        Notification.state == "pending").limit(1))
-    if existing is not None:
-        return existing
+    last = session.scalar(_NEWEST, {"device": device_id, "kind": kind})
+    if last is not None and last.state == "pending":
+        return last
+    due_at = now
+    if last is not None and last.next_attempt_at > now - COLLAPSE_WINDOW:
+        due_at = last.next_attempt_at + COLLAPSE_WINDOW
     row = Notification(id=str(uuid.uuid4()), device_id=device_id, kind=kind, state="pending", attempts=0,
-                       created_at=now, next_attempt_at=now)
+                       created_at=now, next_attempt_at=due_at)
     session.add(row)
     session.flush()
-    session.info.setdefault(NEW_IN_SESSION, set()).add(row.id)
+    session.info.setdefault(NEW_IN_SESSION, {})[row.id] = (due_at - now).total_seconds()
     return row
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from messaging.model import Contact
@@ -24,6 +24,9 @@ from store.base import utcnow
 
 Rule = Callable[[Session, str, str, dt.datetime], bool]
 _RULES: list[Rule] = []
+_CONTACTS = Contact.__table__
+_ARE_CONTACTS = select(_CONTACTS.c.id).where(_CONTACTS.c.device_a == bindparam("lo"),
+                                             _CONTACTS.c.device_b == bindparam("hi")).limit(1)
 
 
 def register_rule(rule: Rule) -> Rule:
@@ -40,7 +43,7 @@ def unregister_rule(rule: Rule) -> None:
 
 def are_contacts(session: Session, a: str, b: str) -> bool:
     lo, hi = sorted((a, b))
-    return session.scalar(select(Contact.id).where(Contact.device_a == lo, Contact.device_b == hi)) is not None
+    return session.scalar(_ARE_CONTACTS, {"lo": lo, "hi": hi}) is not None
 
 
 def may_message(session: Session, sender: str, recipient: str, now: dt.datetime | None = None) -> bool:

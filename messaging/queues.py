@@ -12,18 +12,33 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import Integer, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from devices.model import Device
 from messaging.encoding import b64decode
-from messaging.errors import InvalidEnvelope, NotPermitted, RecipientNotFound
-from messaging.limits import MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_MESSAGE_BYTES, MAX_MESSAGE_TYPE
+from messaging.errors import InvalidEnvelope, InvalidRequest, NotPermitted, RecipientNotFound
+from messaging.limits import (MAX_ACK, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID, MAX_MESSAGE_BYTES,
+                             MAX_MESSAGE_TYPE)
 from messaging.model import Message
 from messaging.notify import SYNC, notify
 from messaging.permissions import may_message
 
 DEFAULT_TYPE = 1
+
+# Hot statements, built once: per request only the parameters change (SQLAlchemy then
+# reuses the compiled form). Table-level (Core) so no ORM unit of work runs for a message.
+_MESSAGES = Message.__table__
+_ACTIVE_DEVICES = select(Device.__table__.c.id).where(
+    Device.__table__.c.id.in_(bindparam("ids", expanding=True)), Device.__table__.c.revoked_at.is_(None))
+_INSERT_MESSAGES = insert(_MESSAGES)
+_QUEUE = (select(_MESSAGES.c.guid, _MESSAGES.c.sender_id, _MESSAGES.c.type, _MESSAGES.c.ciphertext,
+                 _MESSAGES.c.server_timestamp)
+          .where(_MESSAGES.c.recipient_id == bindparam("recipient"), _MESSAGES.c.expires_at > bindparam("now"))
+          .order_by(_MESSAGES.c.seq).limit(bindparam("limit", type_=Integer)))
+_ACK = delete(_MESSAGES).where(_MESSAGES.c.guid == bindparam("guid"), _MESSAGES.c.recipient_id == bindparam("recipient"))
+_ACK_MANY = delete(_MESSAGES).where(_MESSAGES.c.recipient_id == bindparam("recipient"),
+                                    _MESSAGES.c.guid.in_(bindparam("guids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -34,8 +49,16 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """A queued message as the sender sees it."""
+    guid: str
+    recipient_id: str
+    server_timestamp: dt.datetime
+
+
+@dataclass(frozen=True)
 class Page:
-    messages: list[Message]
+    messages: list          # rows with guid, sender_id, type, ciphertext, server_timestamp
     more: bool
 
 
@@ -67,44 +90,52 @@ def parse_envelopes(items) -> list[Envelope]:
 
 
 def send(session: Session, sender_id: str, envelopes: list[Envelope], *, now: dt.datetime,
-         ttl: dt.timedelta) -> list[Message]:
-    """Queue every envelope or none. Each recipient must be an active device the sender
-    may message (RecipientNotFound / NotPermitted otherwise). Each recipient gets one
-    content-free 'sync' push. Returns the stored messages (guid, server_timestamp).
-    Not idempotent: each call queues new messages."""
-    recipients = {e.to for e in envelopes}
-    active = set(session.scalars(select(Device.id).where(Device.id.in_(recipients), Device.revoked_at.is_(None))))
-    for to in sorted(recipients):
+         ttl: dt.timedelta) -> list[Sent]:
+    """Queue every envelope or none (one multi-row INSERT in the caller's transaction).
+    Each recipient must be an active device the sender may message (RecipientNotFound /
+    NotPermitted otherwise). Each recipient gets one content-free 'sync' push. Returns
+    guid, recipient and server_timestamp of each, in order. Not idempotent: each call
+    queues new messages."""
+    recipients = sorted({e.to for e in envelopes})
+    active = set(session.scalars(_ACTIVE_DEVICES, {"ids": recipients}))
+    for to in recipients:
         if to not in active:
             raise RecipientNotFound("no active device with this id", code="unknown_recipient")
         if not may_message(session, sender_id, to, now):
             raise NotPermitted("you may only message your contacts")
-    rows = [Message(guid=str(uuid.uuid4()), recipient_id=e.to, sender_id=sender_id, type=e.type,
-                    ciphertext=e.ciphertext, server_timestamp=now, expires_at=now + ttl) for e in envelopes]
-    session.add_all(rows)
-    session.flush()
-    for to in sorted(recipients):
+    expires = now + ttl
+    rows = [{"guid": str(uuid.uuid4()), "recipient_id": e.to, "sender_id": sender_id, "type": e.type,
+             "ciphertext": e.ciphertext, "server_timestamp": now, "expires_at": expires} for e in envelopes]
+    session.execute(_INSERT_MESSAGES, rows)
+    for to in recipients:
         notify(session, to, SYNC, now)
-    return rows
+    return [Sent(r["guid"], r["recipient_id"], now) for r in rows]
 
 
 def fetch(session: Session, recipient_id: str, *, now: dt.datetime, limit: int = MAX_FETCH) -> Page:
     """The oldest `limit` (1..MAX_FETCH) unexpired messages of the recipient's queue and
     whether more follow. Read-only: messages stay until acknowledged."""
     limit = max(1, min(MAX_FETCH, int(limit)))
-    rows = list(session.scalars(select(Message).where(Message.recipient_id == recipient_id,
-                                                      Message.expires_at > now)
-                                .order_by(Message.seq).limit(limit + 1)))
+    rows = list(session.execute(_QUEUE, {"recipient": recipient_id, "now": now, "limit": limit + 1}))
     return Page(rows[:limit], len(rows) > limit)
 
 
 def ack(session: Session, recipient_id: str, guid: str) -> bool:
     """Delete a delivered message. Idempotent: an unknown guid (or someone else's) is not
     an error. Returns whether a message was deleted."""
-    if not isinstance(guid, str) or len(guid) > 36:
+    if not isinstance(guid, str) or len(guid) > MAX_GUID:
         return False
-    result = session.execute(delete(Message).where(Message.guid == guid, Message.recipient_id == recipient_id))
-    return bool(result.rowcount)
+    return bool(session.execute(_ACK, {"guid": guid, "recipient": recipient_id}).rowcount)
+
+
+def ack_many(session: Session, recipient_id: str, guids: list[str]) -> int:
+    """Delete up to MAX_ACK delivered messages of the recipient's queue in one statement.
+    Idempotent: unknown guids, someone else's and repeats are ignored. Returns how many
+    were deleted now. Raises InvalidRequest for a malformed list (nothing deleted)."""
+    if not isinstance(guids, list) or not guids or len(guids) > MAX_ACK or \
+            any(not isinstance(g, str) or not 1 <= len(g) <= MAX_GUID for g in guids):
+        raise InvalidRequest(f"`guids` must be 1 to {MAX_ACK} message guids", code="invalid_guids")
+    return session.execute(_ACK_MANY, {"recipient": recipient_id, "guids": sorted(set(guids))}).rowcount or 0
 
 
 def expire(session: Session, now: dt.datetime, batch: int = 10_000) -> int:

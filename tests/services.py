@@ -74,3 +74,14 @@ def scratch_database(admin_url: str, prefix: str = "custos_test"):
     finally:
         with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def worker_broker_url(redis_url: str) -> str:
+    """The Redis db for a test's Celery broker: 8 above the run's own db (REDIS_URL's),
+    so engineers sharing one Redis with their own db numbers never consume each other's
+    tasks, and the per-test flushdb of the own db never drops the broker's bindings.
+    The worker fixtures run one module at a time and flush it when they start."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(redis_url)
+    own = int(parts.path.strip("/") or 0)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{(own + 8) % 16}", "", ""))

@@ -1,6 +1,7 @@
 """The `@signed` view decorator: authenticates a device request with RFC 9421 signatures,
-applies the per-device rate limit and the optional mutual-TLS rule, and puts the device
-on `flask.g.device`."""
+applies the per-address and per-device rate limits (one lookup, app.ratelimit) and the
+optional mutual-TLS rule, and puts the device on `flask.g.device` (its id on
+`g.device_id`)."""
 from __future__ import annotations
 
 import functools
@@ -13,7 +14,7 @@ from app.auth.errors import AuthError, ClientCertRequired
 from app.deps import deps
 from app.errors import RateLimited
 from app.extensions import db
-from app.ratelimit import hit
+from app.ratelimit import client_ip
 from devices import keys
 from devices import services as devices
 from devices.errors import DeviceNotFound, DeviceRevoked
@@ -68,28 +69,42 @@ def _device_resolver(keyid: str):
         raise AuthError("no device with this keyid", code="unknown_device") from None
     except DeviceRevoked:
         raise AuthError("this device has been revoked", code="device_revoked") from None
-    g.device = device
+    g.device, g.device_id = device, device.id
     return keys.ALGORITHMS[device.key_type], functools.partial(
         keys.verify_signature, device.key_type, device.public_key)
 
 
+def _refuse(retry: int, what: str) -> RateLimited:
+    return RateLimited(f"too many requests from this {what}", headers={"Retry-After": str(retry)},
+                       details={"retry_after": retry})
+
+
 def check_device_rate() -> None:
-    d = deps()
-    retry = hit(d.limiter, d.settings.ratelimit_device, "device", g.device.id)
-    if retry is not None:
-        raise RateLimited("too many requests from this device", headers={"Retry-After": str(retry)},
-                          details={"retry_after": retry})
+    """Count the verified request against the address and the device limits (one lookup)."""
+    ip_retry, device_retry = deps().limiter.check_ip_and_device(client_ip(), g.device_id)
+    if ip_retry is not None:
+        raise _refuse(ip_retry, "address")
+    if device_retry is not None:
+        raise _refuse(device_retry, "device")
 
 
 def signed(view):
-    """Require a valid device signature. On failure: 401 with a specific code."""
+    """Require a valid device signature. On failure: 401 with a specific code — or 429
+    when the caller's address is over its limit (a failed attempt counts against it)."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        require_client_cert()
-        verify_request(_device_resolver)
+        try:
+            require_client_cert()
+            verify_request(_device_resolver)
+        except AuthError:
+            retry = deps().limiter.check_ip(client_ip())
+            if retry is not None:
+                raise _refuse(retry, "address") from None
+            raise
         check_device_rate()
         return view(*args, **kwargs)
 
+    wrapper._custos_signed = True     # app.ratelimit: the address is counted here, not before
     doc = getattr(wrapper, "_apidoc", None) or {}
     doc.setdefault("manual_doc", {}).setdefault("security", [{"HttpSignature": []}])
     wrapper._apidoc = doc

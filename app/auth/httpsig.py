@@ -107,8 +107,37 @@ def parse_signature(req: RequestView) -> SignatureInput:
         if item in components:
             raise SignatureMalformed(f"component {item!r} is covered twice")
         components.append(item)
-    return SignatureInput(label, tuple(components), dict(params),
-                          ser_item_or_inner_list(inputs[label]), bytes(sig_value))
+    serialized = serialize_params(components, params)
+    if serialized is None:  # a parameter type the fast path does not write: the library does
+        serialized = ser_item_or_inner_list(inputs[label])
+    return SignatureInput(label, tuple(components), dict(params), serialized, bytes(sig_value))
+
+
+def _sf_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def serialize_params(components: list, params: dict) -> str | None:
+    """The `@signature-params` value (RFC 8941 serialization of the inner list of
+    component names with its parameters), written directly for what signatures carry:
+    string components, string / integer / true parameters. Returns None for anything
+    else (the caller falls back to http_sf). Values come from http_sf's parser, so
+    strings are printable ASCII and integers are in range: the output is byte-for-byte
+    http_sf's."""
+    if any(type(c) is not str for c in components):
+        return None
+    out = ["(", " ".join(_sf_string(c) for c in components), ")"]
+    for key, value in params.items():
+        kind = type(value)
+        if value is True:
+            out.append(";" + key)
+        elif kind is int:
+            out.append(f";{key}={value}")
+        elif kind is str:
+            out.append(f";{key}={_sf_string(value)}")
+        else:
+            return None
+    return "".join(out)
 
 
 def component_value(req: RequestView, name: str) -> str:

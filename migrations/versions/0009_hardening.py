@@ -1,7 +1,7 @@
 """hardening (issue #14): OTP guessing budgets per email and per account
 
 Revision ID: 0009
-Revises: 0011
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import store.base  # noqa: F401  (custom column types)
 
 revision = '0009'
-down_revision = '0011'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -166,6 +166,49 @@ def test_ack_is_idempotent_and_scoped_to_the_recipient(pair):
     assert b.fetch_messages()["messages"] == []
 
 
+def test_batched_send_fetch_and_ack(pair):
+    """50 envelopes in one send, the page fetched with `more`, the page acknowledged in
+    one call; acknowledging again deletes nothing (idempotent)."""
+    a, b = pair
+    sent = a.send_envelopes([{"to": b.device_id, "ciphertext": b64(f"m{i}".encode())} for i in range(50)])
+    guids = [m["guid"] for m in sent]
+    assert len(set(guids)) == 50
+    page = b.fetch_messages(limit=30)
+    assert [m["guid"] for m in page["messages"]] == guids[:30] and page["more"] is True
+    assert [base64.b64decode(m["ciphertext"]) for m in page["messages"]][:2] == [b"m0", b"m1"]
+    assert b.call("POST", "/v1/messages/ack", {"guids": guids[:30]}) == {"deleted": 30}
+    assert b.call("POST", "/v1/messages/ack", {"guids": guids[:30]}) == {"deleted": 0}
+    rest = b.fetch_messages(limit=100)
+    assert [m["guid"] for m in rest["messages"]] == guids[30:] and rest["more"] is False
+    assert b.ack_many(guids[30:] + guids[30:] + ["no-such-guid"]) == 20
+    assert b.fetch_messages()["messages"] == []
+
+
+def test_batched_ack_is_scoped_to_the_recipient(app, pair):
+    a, b = pair
+    guids = [m["guid"] for m in a.send_envelopes([{"to": b.device_id, "ciphertext": b64(b"x")}] * 3)]
+    assert a.call("POST", "/v1/messages/ack", {"guids": guids}) == {"deleted": 0}   # not a's messages
+    assert count_rows(app, Message, recipient_id=b.device_id) == 3
+
+
+@pytest.mark.parametrize("body,status,code", [
+    ({"guids": []}, 422, "validation_error"),
+    ({"guids": ["x"] * 101}, 422, "validation_error"),
+    ({"guids": ["x" * 37]}, 422, "validation_error"),
+    ({"guids": [1]}, 422, "validation_error"),
+    ({"guids": "abc"}, 422, "validation_error"),
+    ({}, 422, "validation_error"),
+    ({"guids": ["a"], "extra": 1}, 422, "validation_error"),
+])
+def test_bad_batched_acks_are_4xx_and_delete_nothing(app, pair, body, status, code):
+    a, b = pair
+    guid = a.send_envelopes([{"to": b.device_id, "ciphertext": b64(b"x")}])[0]["guid"]
+    if body.get("guids") and isinstance(body["guids"], list) and len(body["guids"]) == 101:
+        body = {"guids": [guid] * 101}
+    assert code_of(b.request("POST", "/v1/messages/ack", body)) == (status, code)
+    assert count_rows(app, Message, recipient_id=b.device_id) == 1
+
+
 def test_send_to_non_contact_is_403_and_stores_nothing(app, pair, transport):
     a, b = pair
     stranger = registered(transport)

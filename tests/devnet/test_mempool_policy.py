@@ -129,3 +129,18 @@ def test_dust_output_refused(rpc, faucet, mine):
     exc = expect_rpc_error(rpc.sendrawtransaction, raw)
     assert exc.code == -26 and exc.message.startswith("dust")
 
+
+
+def test_fee_above_maxfeerate_refused_by_sendrawtransaction_alone(rpc, faucet, mine):
+    """Core's sendrawtransaction checks maxfeerate (default 0.10 BTC/kvB) itself:
+    TransactionError::MAX_FEE_EXCEEDED → -25 with Core's message; testmempoolaccept
+    names it max-fee-exceeded; maxfeerate=0 lifts the cap."""
+    key, dest = Key(), Key()
+    txid, vout, value = fund(rpc, faucet, key.address, "0.1")
+    mine(1)
+    raw = sign_p2wpkh(key, [(txid, vout, value)], [(dest.spk, value // 2)])   # ~45,000 sat/vB
+    exc = expect_rpc_error(rpc.sendrawtransaction, raw)
+    assert exc.code == -25
+    assert exc.message == "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)"
+    assert rpc.testmempoolaccept([raw])[0]["reject-reason"] == "max-fee-exceeded"
+    assert rpc.sendrawtransaction(raw, 0) in rpc.getrawmempool()

@@ -9,7 +9,6 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,11 +56,11 @@ class FakeOneSignal:
         self.server.server_close()
 
 
-def broker_for(redis_url: str | None, tmp_path: Path, db: int = 13) -> str:
+def broker_for(redis_url: str | None, tmp_path: Path) -> str:
     if not redis_url:
         return f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
+    from tests.services import worker_broker_url
+    return worker_broker_url(redis_url)
 
 
 def start_worker(database_url: str, broker: str, log_path: Path, **env) -> subprocess.Popen:

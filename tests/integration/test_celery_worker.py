@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import select
@@ -22,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def broker_for(redis_url: str | None, tmp_path: Path) -> str:
-    """Redis db 14 (kept apart from the db the tests flush), or an embedded SQLite broker."""
+    """A Redis db kept apart from the db the tests flush (tests.services.worker_broker_url),
+    or an embedded SQLite broker."""
     if not redis_url:
         return f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/14", "", ""))
+    from tests.services import worker_broker_url
+    return worker_broker_url(redis_url)
 
 
 @pytest.fixture(scope="module")

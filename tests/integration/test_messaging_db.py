@@ -150,3 +150,58 @@ def test_registered_rule_opens_messaging_between_non_contacts(clean_db):
     with session_scope(clean_db) as s, pytest.raises(NotPermitted):
         queues.send(s, "dev_recovering", [queues.Envelope("dev_guardian", b"x")], now=utcnow(),
                     ttl=dt.timedelta(days=1))
+
+
+# -- push collapse: one push per device and kind per window (issue #19) ----------------
+def _pushes(url, device_id):
+    from messaging.model import Notification
+    with session_scope(url) as s:
+        return [(n.state, n.next_attempt_at) for n in s.scalars(
+            select(Notification).where(Notification.device_id == device_id).order_by(Notification.created_at))]
+
+
+def test_a_burst_makes_one_push_now_and_one_trailing_push(clean_db):
+    from messaging import notify as notes
+    add_devices(clean_db, "dev_burst")
+    t0 = utcnow()
+    with session_scope(clean_db) as s:
+        first = notes.notify(s, "dev_burst", notes.SYNC, t0)
+        assert s.info[notes.NEW_IN_SESSION] == {first.id: 0.0}
+    with session_scope(clean_db) as s:   # absorbed while pending
+        assert notes.notify(s, "dev_burst", notes.SYNC, t0 + dt.timedelta(seconds=1)).id == first.id
+        assert notes.NEW_IN_SESSION not in s.info
+    with session_scope(clean_db) as s:   # the worker sends it
+        assert notes.claim(s, first.id, t0 + dt.timedelta(seconds=1)) is not None
+        notes.mark_delivered(s, first.id, "outbox", t0 + dt.timedelta(seconds=1))
+    later = []
+    for i in range(20):                  # 20 more messages within the window
+        with session_scope(clean_db) as s:
+            later.append(notes.notify(s, "dev_burst", notes.SYNC, t0 + dt.timedelta(seconds=2, milliseconds=i)).id)
+            pending = dict(s.info.get(notes.NEW_IN_SESSION, {}))
+        if i == 0:
+            assert pending == {later[0]: pytest.approx(3.0)}   # due when the window ends: t0 + 5 s
+    assert len(set(later)) == 1
+    rows = _pushes(clean_db, "dev_burst")
+    assert [state for state, _ in rows] == ["delivered", "pending"]
+    assert rows[1][1] == t0 + notes.COLLAPSE_WINDOW
+    with session_scope(clean_db) as s:   # not due before the window ends, due after
+        assert later[0] not in notes.due(s, t0 + dt.timedelta(seconds=4))
+    with session_scope(clean_db) as s:
+        assert later[0] in notes.due(s, t0 + dt.timedelta(seconds=6))
+
+
+def test_a_quiet_device_is_pushed_at_once(clean_db):
+    from messaging import notify as notes
+    add_devices(clean_db, "dev_quiet")
+    t0 = utcnow() - dt.timedelta(minutes=5)
+    with session_scope(clean_db) as s:
+        first = notes.notify(s, "dev_quiet", notes.SYNC, t0)
+        notes.claim(s, first.id, t0)
+        notes.mark_delivered(s, first.id, "outbox", t0)
+    with session_scope(clean_db) as s:
+        second = notes.notify(s, "dev_quiet", notes.SYNC, t0 + dt.timedelta(minutes=1))
+        assert second.id != first.id and second.next_attempt_at == t0 + dt.timedelta(minutes=1)
+        assert s.info[notes.NEW_IN_SESSION] == {second.id: 0.0}
+    with session_scope(clean_db) as s:   # another kind is not collapsed with sync
+        other = notes.notify(s, "dev_quiet", notes.REPLENISH, t0 + dt.timedelta(minutes=1))
+        assert other.next_attempt_at == t0 + dt.timedelta(minutes=1)

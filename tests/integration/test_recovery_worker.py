@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import select, text, update
@@ -26,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _broker(redis_url, tmp_path) -> str:
     if not redis_url:
         return f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/13", "", ""))
+    from tests.services import worker_broker_url
+    return worker_broker_url(redis_url)
 
 
 def _start_worker(env, log_path, name):

@@ -93,3 +93,14 @@ def test_server_key_origin_is_bip48():
     k = d.server_key(root, NET)
     assert k.origin == f"[{root.my_fingerprint.hex()}/48h/1h/0h/2h]" and k.xpub.startswith("tpub")
     assert d.server_key(root, "main").xpub.startswith("xpub") and d.server_key(root, "main").path == "48h/0h/0h/2h"
+
+
+def test_parsed_descriptors_are_cached_and_deriving_leaves_them_unchanged():
+    from cosigner.descriptors import parse_descriptor
+    from tests.unit.cosigner_kit import Account
+    text = Account("2of3_decaying", 144, label="cache").desc.receive
+    first = parse_descriptor(text)
+    assert parse_descriptor(text) is first and parse_descriptor(text.split("#")[0]) is not None
+    before = first.to_string()
+    scripts = [first.derive(i).script_pubkey().data for i in (0, 5, 0)]
+    assert scripts[0] == scripts[2] != scripts[1] and first.to_string() == before

@@ -210,3 +210,41 @@ def test_finalizer_recovery_timelock_path_passes_the_kernel():
     early.sign_with(a.recovery)
     raw_early = finalize(early, intent.inputs, a.view, recovery_path=True)
     assert not kernel_ok(raw_early, [(a.spk(0, 0).data, 100_000)])
+
+
+# -- derive once (issue #19): the reused witness script and the cached derivations -----
+@pytest.mark.parametrize("template,decay", [("2of3", None), ("2of3_decaying", 144)])
+def test_inspection_hands_the_proved_witness_script_to_the_finalizer(template, decay):
+    """The finalizer's witness from inspection's script is byte-for-byte the one it
+    derives itself, and that script is the descriptor's at the input's path."""
+    from dataclasses import replace
+    a = Account(template, decay, label=f"reuse-{template}")
+    psbt = a.psbt(inputs=((0, 0, 100_000), (1, 2, 20_000)), change=(1, 5, 69_000))
+    for who in ("platform", "server"):
+        psbt.sign_with(getattr(a, who))
+    intent = inspect(roundtrip(psbt), a.view, caps=CAPS, require_platform_signature=False)
+    for info in intent.inputs:
+        desc = a.view.receive if info.branch == 0 else a.view.change
+        assert info.witness_script == desc.derive(info.index).witness_script().data
+    derived_again = tuple(replace(i, witness_script=b"") for i in intent.inputs)
+    assert finalize(psbt, intent.inputs, a.view) == finalize(psbt, derived_again, a.view)
+
+
+def test_cached_public_derivation_equals_embit():
+    from embit.bip32 import HDKey
+    from cosigner.psbt import child_pub
+    for label in ("p", "q", "r"):
+        xpub = seeded_root(label).derive("m/48h/1h/0h/2h").to_public().to_base58()
+        for branch in (0, 1, 2, 3):
+            for index in (0, 1, 19, 2**31 - 1):
+                assert child_pub(xpub, branch, index).sec() == HDKey.from_string(xpub).derive([branch, index]).key.sec()
+    with pytest.raises(ValueError):
+        child_pub(xpub, 0, 2**31)
+
+
+def test_multisig_keys_are_read_from_the_script_in_script_order():
+    from cosigner.finalize import multisig_order, script_multisig_keys
+    for template, decay in (("2of3", None), ("2of3_decaying", 144)):
+        a = Account(template, decay, label=f"order-{template}")
+        ws = a.view.change.derive(7).witness_script().data
+        assert script_multisig_keys(ws) == [p.sec() for p in multisig_order(a.view, 1, 7)]

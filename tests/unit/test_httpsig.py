@@ -227,3 +227,35 @@ def test_p256_high_s_is_refused_and_low_s_accepted():
         assert keys.low_s(as_raw(high)) == as_raw(low) and keys.low_s(as_raw(low)) == as_raw(low)
         seen.add(s == low)
     assert seen == {True, False}
+
+
+# -- the direct @signature-params writer equals http_sf's serialization (issue #19) ----
+from hypothesis import given, strategies as st  # noqa: E402
+
+_sf_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+_sf_key = st.from_regex(r"[a-z*][a-z0-9_.*-]{0,10}", fullmatch=True)
+
+
+@given(components=st.lists(_sf_text, max_size=6),
+       params=st.dictionaries(_sf_key, st.one_of(_sf_text, st.integers(-10**15 + 1, 10**15 - 1),
+                                                 st.just(True), st.just(False), st.binary(max_size=8)),
+                              max_size=6))
+def test_signature_params_serialization_matches_http_sf(components, params):
+    import http_sf
+    from http_sf.list import ser_item_or_inner_list
+    header = ser_item_or_inner_list(([(c, {}) for c in components], params))
+    parsed_members, parsed_params = http_sf.parse(f"sig1={header}".encode(), tltype="dictionary")["sig1"]
+    fast = httpsig.serialize_params([m for m, _ in parsed_members], dict(parsed_params))
+    if fast is not None:
+        assert fast == header
+    else:   # only types the fast path leaves to the library
+        assert any(type(v) not in (str, int) and v is not True for v in parsed_params.values())
+
+
+def test_signature_params_with_escapes_and_tokens():
+    import http_sf
+    raw = b'("@method" "x\\\\y\\"z");created=1;keyid="dev_\\"q";alg="ed25519";flag'
+    members, params = http_sf.parse(b"sig1=" + raw, tltype="dictionary")["sig1"]
+    assert httpsig.serialize_params([m for m, _ in members], dict(params)) == raw.decode()
+    members, params = http_sf.parse(b'sig1=("@method");tag=abc', tltype="dictionary")["sig1"]
+    assert httpsig.serialize_params([m for m, _ in members], dict(params)) is None   # a token: the library writes it
