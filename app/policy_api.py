@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from app.auth.device import signed
 from app.cosigner_schemas import FreezeSchema, PolicyChangeSchema, PolicyOutSchema, PolicyRulesSchema
 from app.deps import deps
+from app.errors import ApiError
 from app.extensions import db
 from app.transaction import committing
 from cosigner import accounts, policy_service
@@ -21,6 +22,18 @@ bp = Blueprint("policy", __name__, url_prefix="/v1", description="Spending polic
 
 def _delay() -> dt.timedelta:
     return dt.timedelta(seconds=deps().settings.policy_loosen_delay)
+
+
+def _check_currencies(rules: dict) -> None:
+    """Fiat rules may name only the currencies Custos prices (PRICE_CURRENCIES): a rule
+    in a currency without a price would refuse every spend."""
+    configured = deps().settings.price_currencies
+    named = {x["currency"] for x in rules.get("limits") or [] if "currency" in x}
+    named |= {rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()
+    unknown = sorted(named - set(configured))
+    if unknown:
+        raise ApiError(f"{', '.join(unknown)} is not priced here (one of {', '.join(configured) or 'none'})",
+                       code="unsupported_currency", details={"supported": list(configured)})
 
 
 def _out(account, change=None) -> dict:
@@ -43,7 +56,10 @@ def get_policy(account_id):
 def put_policy(rules, account_id):
     """Replace the rules. What tightens applies at once; what loosens (a relaxed rule, a
     new allowlist entry or approver, a lifted freeze) becomes a pending change effective
-    after the loosening delay, announced to the owner and cancellable."""
+    after the loosening delay, announced to the owner and cancellable. `max_per_tx` and
+    `limits` may be in fiat (`{"max": "500.00", "currency": "USD"}`): converted with the
+    validated price at the moment of signing; no fresh price → refused (`price_unavailable`)."""
+    _check_currencies(rules)
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
         _, change = policy_service.set_rules(db.session, account, rules, actor=g.device.id, now=utcnow(),

@@ -157,8 +157,9 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
     for spend in session.scalars(select(Spend).where(Spend.account_id == account.id, Spend.state.in_(HELD_STATES))
                                  .with_for_update()):
         intent = _stored_intent(spend, sweep=hooks.is_sweep(session, account, _TxidOnly(spend.unsigned_txid)))
-        decision = engine.evaluate(intent, policy_service.current(session, account.id),
-                                   policy_service.ledger(session, account.id, exclude=spend.id), now)
+        policy = policy_service.current(session, account.id)
+        decision = engine.evaluate(intent, policy, policy_service.ledger(session, account.id, exclude=spend.id), now,
+                                   rates=policy_service.rates(session, policy, now))
         verdict = judge(session, account, spend, decision, now)
         if verdict.action == "sign" or (verdict.action == "delay" and spend.state == "delayed"
                                         and spend.release_at and verdict.until <= spend.release_at):
@@ -174,9 +175,11 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
 def record_decision(session: Session, spend: Spend, decision: engine.Decision, *, actor: str,
                     now: dt.datetime) -> None:
     spend.decision = decision.as_dict()
-    audit.record(session, actor=actor, action="spend.decision", subject=spend.id,
-                 details={"action": decision.action, "policy_version": decision.policy_version,
-                          "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
+    details = {"action": decision.action, "policy_version": decision.policy_version,
+               "reasons": [r.get("rule") for r in decision.reasons]}
+    if decision.rates:               # the prices fiat rules converted with, at this moment
+        details["rates"] = dict(decision.rates)
+    audit.record(session, actor=actor, action="spend.decision", subject=spend.id, details=details, now=now)
 
 
 def unlock_coins(ctx, account: Account, spend: Spend) -> None:
