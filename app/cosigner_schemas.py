@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.price_schemas import CURRENCY
+from app.price_schemas import CURRENCY, FiatSchema
 from app.schemas import StrictSchema
 from config.settings import NETWORKS
 
@@ -63,6 +63,7 @@ class BalanceSchema(Schema):
     trusted_pending = fields.Integer()
     untrusted_pending = fields.Integer()
     immature = fields.Integer()
+    fiat = fields.Nested(FiatSchema, metadata={"description": "with ?currency=: absent when no price is known"})
 
 
 class TransactionSchema(Schema):
@@ -74,6 +75,7 @@ class TransactionSchema(Schema):
     status = fields.String()
     replaced_by = fields.String(allow_none=True)
     time = fields.Integer()
+    fiat = fields.Nested(FiatSchema, metadata={"description": "with ?currency=: the price of the entry's day"})
 
 
 class TransactionPageSchema(Schema):
@@ -84,6 +86,7 @@ class TransactionPageSchema(Schema):
 class HistoryQuerySchema(StrictSchema):
     cursor = fields.String(validate=validate.Regexp(r"^\d{1,7}$"))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    currency = fields.String(validate=CURRENCY, metadata={"description": "add fiat values (one of PRICE_CURRENCIES)"})
 
 
 class ExportQuerySchema(StrictSchema):

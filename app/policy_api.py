@@ -9,8 +9,8 @@ from flask_smorest import Blueprint
 
 from app.auth.device import signed
 from app.cosigner_schemas import FreezeSchema, PolicyChangeSchema, PolicyOutSchema, PolicyRulesSchema
+from app import fiat
 from app.deps import deps
-from app.errors import ApiError
 from app.extensions import db
 from app.transaction import committing
 from cosigner import accounts, policy_service
@@ -25,15 +25,10 @@ def _delay() -> dt.timedelta:
 
 
 def _check_currencies(rules: dict) -> None:
-    """Fiat rules may name only the currencies Custos prices (PRICE_CURRENCIES): a rule
-    in a currency without a price would refuse every spend."""
-    configured = deps().settings.price_currencies
+    """Fiat rules may name only the currencies Custos prices: a rule in a currency without
+    a price would refuse every spend."""
     named = {x["currency"] for x in rules.get("limits") or [] if "currency" in x}
-    named |= {rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()
-    unknown = sorted(named - set(configured))
-    if unknown:
-        raise ApiError(f"{', '.join(unknown)} is not priced here (one of {', '.join(configured) or 'none'})",
-                       code="unsupported_currency", details={"supported": list(configured)})
+    fiat.check_priced(named | ({rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()))
 
 
 def _out(account, change=None) -> dict:

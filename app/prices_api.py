@@ -5,29 +5,14 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from app.auth.device import signed
-from app.deps import deps
 from app.errors import ApiError
 from app.extensions import db
+from app.fiat import requested_currency
 from app.price_schemas import CurrencyQuerySchema, PriceSchema
 from prices import store
 from store.base import utcnow
 
 bp = Blueprint("prices", __name__, url_prefix="/v1", description="BTC prices")
-
-
-def requested_currency(query: dict, *, required: bool = False) -> str | None:
-    """The `currency` a request asked for, checked against PRICE_CURRENCIES (400
-    `unsupported_currency` otherwise). None when not given (and not required)."""
-    configured = deps().settings.price_currencies
-    currency = query.get("currency")
-    if currency is None:
-        if required and configured:
-            return configured[0]
-        return None
-    if currency not in configured:
-        raise ApiError(f"{currency} is not priced here (one of {', '.join(configured) or 'none'})",
-                       code="unsupported_currency", details={"supported": list(configured)})
-    return currency
 
 
 @bp.route("/prices", methods=["GET"])
