@@ -6,25 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pytest
 
 from app.fiat import with_history_fiat
-from client.phone import PhoneWallet
 from prices import store
 from store.base import utcnow
 from store.session import session_scope
-from tests.api.accounts_kit import create, fund
+from tests.api.test_policy import funded  # noqa: F401  (fixture)
 from tests.api.test_policy_fiat import set_price
 
 UTC = dt.timezone.utc
-
-
-@pytest.fixture
-def funded(device, chain_node, mine):
-    phone = PhoneWallet()
-    account = create(device, phone)
-    fund(chain_node, mine, device, account, "0.5")
-    return phone, account
 
 
 def test_balance_fiat_only_when_asked_and_absent_without_a_price(device, funded, chain_settings):

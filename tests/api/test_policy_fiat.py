@@ -11,14 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from audit.model import AuditEvent
-from client.phone import PhoneWallet
 from config.bootstrap import price_config
 from prices import services
 from prices.validate import Quote
 from store.base import utcnow
 from store.session import session_scope
-from tests.api.accounts_kit import create, fund
-from tests.api.test_policy import signed_spend, submit
+from tests.api.test_policy import funded, signed_spend, submit  # noqa: F401  (fixture)
 
 DAILY_500 = {"limits": [{"window": "24h", "max": "500.00", "currency": "USD"}]}
 
@@ -29,14 +27,6 @@ def set_price(settings, price, at=None):
     with session_scope(settings.database_url) as s:
         services.record(s, [Quote("coinbase", "USD", Decimal(price), at), Quote("coingecko", "USD", Decimal(price), at)],
                         price_config(settings), at)
-
-
-@pytest.fixture
-def funded(device, chain_node, mine):
-    phone = PhoneWallet()
-    account = create(device, phone)
-    fund(chain_node, mine, device, account, "0.5")
-    return phone, account
 
 
 def decision_audit(settings, spend_id):

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,8 +18,6 @@ from store.base import utcnow
 from store.session import session_scope
 from tests.conftest import make_settings
 from tests.price_servers import CoinbaseServer, CoinGeckoServer, SpotbitServer
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -136,17 +130,12 @@ def test_backfill_fills_missing_days_validated_per_day_and_keeps_priced_days(set
 
 def test_the_worker_process_refreshes_prices(database_url, clean_db, tmp_path, three):
     """The beat job's task, run by a real Celery worker (embedded broker in tmp)."""
+    from tests.integration.messaging_worker import start_worker, stop
+    from tests.integration.test_celery_worker import wait_for
+    from workers.celery_app import make_celery
     broker = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": database_url, "BROKER_URL": broker,
-           "LOG_JSON": "0", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", **env_for(three)}
-    env.pop("REDIS_URL", None)
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "solo",
-                             "--without-gossip", "--without-mingle", "-n", f"prices-{os.getpid()}@%h"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_worker(database_url, broker, tmp_path / "worker.log", **env_for(three))
     try:
-        from tests.integration.test_celery_worker import wait_for
-        from workers.celery_app import make_celery
         celery = make_celery(make_settings(database_url, None, broker))
         celery.send_task("workers.price_tasks.refresh_prices")
 
@@ -158,9 +147,4 @@ def test_the_worker_process_refreshes_prices(database_url, clean_db, tmp_path, t
         assert row.price == "60100.00"
         assert "discarded: deviation" in (tmp_path / "worker.log").read_text()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc)
