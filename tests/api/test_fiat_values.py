@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-
 from app.fiat import with_history_fiat
 from prices import store
 from store.base import utcnow
