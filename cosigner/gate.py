@@ -151,15 +151,20 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
     """Re-decide every held spend of `account` with the policy in force now, without
     signing: a spend the policy now refuses is denied, one that now needs approvals waits
     for them, one whose delay grew waits longer. A spend that would be signable stays as
-    it is (its release or approval signs it through the gate). The caller holds the
-    account lock. Returns the spends whose state or time changed."""
+    it is (its release or approval signs it through the gate); so does one that only a
+    missing price would refuse. The caller holds the account lock. Returns the spends
+    whose state or time changed."""
     changed = []
     for spend in session.scalars(select(Spend).where(Spend.account_id == account.id, Spend.state.in_(HELD_STATES))
                                  .with_for_update()):
         intent = _stored_intent(spend, sweep=hooks.is_sweep(session, account, _TxidOnly(spend.unsigned_txid)))
         policy = policy_service.current(session, account.id)
-        decision = engine.evaluate(intent, policy, policy_service.ledger(session, account.id, exclude=spend.id), now,
-                                   rates=policy_service.rates(session, policy, now))
+        history = policy_service.ledger(session, account.id, exclude=spend.id)
+        decision = engine.evaluate(intent, policy, history, now, rates=policy_service.rates(session, policy, now))
+        if decision.action == "deny" and any(r.get("rule") == "price_unavailable" for r in decision.reasons):
+            # no price right now is no verdict on a held spend: its fiat rules are decided,
+            # with the price of that moment, when it would be signed
+            decision = engine.evaluate(intent, engine.without_fiat(policy), history, now)
         verdict = judge(session, account, spend, decision, now)
         if verdict.action == "sign" or (verdict.action == "delay" and spend.state == "delayed"
                                         and spend.release_at and verdict.until <= spend.release_at):

@@ -156,6 +156,11 @@ def currencies(policy: Policy) -> set[str]:
     return named | ({policy.max_per_tx_fiat.currency} if policy.max_per_tx_fiat else set())
 
 
+def without_fiat(policy: Policy) -> Policy:
+    """`policy` with its fiat rules left out (what can be decided without a price)."""
+    return replace(policy, max_per_tx_fiat=None, limits=tuple(lim for lim in policy.limits if lim.fiat is None))
+
+
 def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime, rates=None) -> Decision:
     """Decide. Pure and deterministic for the same inputs. `rates`: currency → Rate
     (prices.money.Rate: `price` per BTC, `as_of`, `stale`) for the fiat rules; a currency

@@ -149,3 +149,33 @@ def test_a_held_spend_is_converted_again_at_release_and_on_review(device, funded
         assert released.state == "denied" and released.txid is None
     got = device.call("GET", f"/v1/spends/{spend['spend_id']}")
     assert got["state"] == "denied" and got["policy_preview"]["rates"]["USD"]["rate"] == "100000.00"
+
+
+@pytest.mark.parametrize("tightening,outcome", [(100_000, "broadcast"), (10, "denied")])
+def test_a_review_without_a_price_leaves_a_held_spend_to_its_release(device, funded, chain_node, chain_settings,
+                                                                     tightening, outcome):
+    """Tightening while the price is stale does not deny a held spend for want of a price
+    (nothing is signed at a review; its release, with the price of then, decides), but
+    still denies it for a rule that needs no price (a fee cap below its fee)."""
+    from config.bootstrap import cosigner_context
+    from cosigner import spends
+    phone, account = funded
+    aid = account["account_id"]
+    set_price(chain_settings, "60000")
+    rules = {**DAILY_500, "delay_all": True, "delay_seconds": 3600}
+    device.call("PUT", f"/v1/accounts/{aid}/policy", rules)
+    spend, signed = signed_spend(device, phone, account, chain_node, amount=100_000)      # $60
+    held = submit(device, spend, signed)[2]
+    set_price(chain_settings, "60000", at=utcnow() - dt.timedelta(seconds=chain_settings.price_max_age + 1))
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {**rules, "max_fee_sat": tightening})   # review
+    reviewed = device.call("GET", f"/v1/spends/{spend['spend_id']}")
+    if outcome == "denied":
+        assert reviewed["state"] == "denied"
+        assert [r["rule"] for r in reviewed["policy_preview"]["reasons"]] == ["fee_cap", "delay_all"]
+        return
+    assert reviewed["state"] == "delayed"
+    later = dt.datetime.fromisoformat(held["release_at"]) + dt.timedelta(seconds=1)
+    set_price(chain_settings, "61000", at=later)
+    with session_scope(chain_settings.database_url) as s:
+        released = spends.release(s, cosigner_context(chain_settings), spend["spend_id"], later)
+        assert released.state == "broadcast" and released.decision["rates"]["USD"]["rate"] == "61000.00"
