@@ -17,13 +17,18 @@ from prices import store
 from prices.money import Rate, format_price, sat_to_fiat
 
 
-def check_priced(currencies) -> None:
-    """400 `unsupported_currency` unless every one of `currencies` is in PRICE_CURRENCIES."""
-    configured = deps().settings.price_currencies
+def check_priced(currencies, *, need_source: bool = False) -> None:
+    """400 `unsupported_currency` unless every one of `currencies` is in PRICE_CURRENCIES
+    (and, with `need_source`, some price source — PRICE_PROVIDERS or PRICE_FIXED — is
+    configured: a fiat rule without one would refuse every spend)."""
+    settings = deps().settings
+    sourced = bool(settings.price_providers or settings.price_fixed) or not need_source
+    configured = settings.price_currencies if sourced else ()
     unknown = sorted(set(currencies) - set(configured))
     if unknown:
-        raise ApiError(f"{', '.join(unknown)} is not priced here (one of {', '.join(configured) or 'none'})",
-                       code="unsupported_currency", details={"supported": list(configured)})
+        why = f"one of {', '.join(configured)}" if sourced else "no price provider is configured"
+        raise ApiError(f"{', '.join(unknown)} is not priced here ({why})", code="unsupported_currency",
+                       details={"supported": list(configured)})
 
 
 def requested_currency(query: dict, *, required: bool = False) -> str | None:

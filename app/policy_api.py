@@ -28,7 +28,9 @@ def _check_currencies(rules: dict) -> None:
     """Fiat rules may name only the currencies Custos prices: a rule in a currency without
     a price would refuse every spend."""
     named = {x["currency"] for x in rules.get("limits") or [] if "currency" in x}
-    fiat.check_priced(named | ({rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()))
+    named |= {rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()
+    if named:
+        fiat.check_priced(named, need_source=True)
 
 
 def _out(account, change=None) -> dict:

@@ -151,7 +151,7 @@ class Settings:
     price_history_interval: float = 6 * 3600.0    # PRICE_HISTORY_INTERVAL seconds (beat: backfill)
     price_timeout: float = 5.0                    # PRICE_TIMEOUT seconds per provider request
     price_retries: int = 2                        # PRICE_RETRIES extra attempts (backoff 0.5 s·2^n)
-    price_http_proxy: str | None = None           # PRICE_HTTP_PROXY for provider requests (unset: direct)
+    price_http_proxy: str | None = dataclasses.field(default=None, repr=False)  # PRICE_HTTP_PROXY (may carry credentials)
     coingecko_api_key: str | None = dataclasses.field(default=None, repr=False)  # PRICE_COINGECKO_API_KEY
 
     @classmethod

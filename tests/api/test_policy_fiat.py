@@ -21,6 +21,13 @@ from tests.api.test_policy import funded, signed_spend, submit  # noqa: F401  (f
 DAILY_500 = {"limits": [{"window": "24h", "max": "500.00", "currency": "USD"}]}
 
 
+@pytest.fixture
+def chain_settings(chain_settings):
+    """The test chain's settings with a price provider configured (fiat rules need one).
+    No refresh job runs here: each test stores the prices a refresh would (`set_price`)."""
+    return chain_settings.replace(price_providers=(("coinbase", "http://127.0.0.1:9"),))
+
+
 def set_price(settings, price, at=None):
     """What a refresh stores when the providers agree on `price` (USD) at `at`."""
     at = at or utcnow()
@@ -115,6 +122,15 @@ def test_bad_fiat_rules_are_refused_and_change_nothing(device, funded, rules, st
     got, _, body = device.request("PUT", f"/v1/accounts/{aid}/policy", rules)
     assert (got, body["error"]["code"]) == (status, code)
     assert device.call("GET", f"/v1/accounts/{aid}/policy") == before
+
+
+def test_fiat_rules_need_a_price_source(app_factory, chain_settings, client_factory):
+    bare = app_factory(chain_settings.replace(price_providers=()))
+    device = client_factory(target=bare)
+    device.register()
+    status, _, body = device.request("PUT", "/v1/accounts/acct_x/policy", DAILY_500)
+    assert (status, body["error"]["code"]) == (400, "unsupported_currency")
+    assert "no price provider is configured" in body["error"]["message"]
 
 
 def test_raising_a_fiat_limit_waits_like_any_loosening(device, funded):
