@@ -7,6 +7,7 @@ import logging
 from flask import g
 from flask_smorest import Blueprint
 
+from app import fiat
 from app.auth.device import signed
 from app.cosigner_schemas import (AccountCreateSchema, AccountSchema, AddressSchema, BalanceSchema,
                                   ExportQuerySchema, FeesSchema, HistoryQuerySchema, TransactionPageSchema)
@@ -14,6 +15,7 @@ from app.deps import deps
 from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
+from app.price_schemas import CurrencyQuerySchema
 from app.transaction import committing
 from chain import restore as chain_restore
 from chain.errors import ChainError
@@ -94,11 +96,15 @@ def list_addresses(account_id):
 
 @bp.route("/accounts/<account_id>/balance", methods=["GET"])
 @signed
+@bp.arguments(CurrencyQuerySchema, location="query")
 @bp.response(200, BalanceSchema)
-def balance(account_id):
+def balance(query, account_id):
     """Integer satoshis from the chain index: confirmed, trusted pending (own change),
-    untrusted pending, immature, reserved (part of confirmed held by built spends)."""
-    return accounts.balance(db.session, accounts.get_owned(db.session, account_id, g.device.id), utcnow())
+    untrusted pending, immature, reserved (part of confirmed held by built spends).
+    With `?currency=USD`: a `fiat` object (confirmed + trusted pending at the current price)."""
+    currency = fiat.requested_currency(query)
+    result = accounts.balance(db.session, accounts.get_owned(db.session, account_id, g.device.id), utcnow())
+    return fiat.with_balance_fiat(db.session, result, currency, utcnow())
 
 
 @bp.route("/accounts/<account_id>/transactions", methods=["GET"])
@@ -106,8 +112,11 @@ def balance(account_id):
 @bp.arguments(HistoryQuerySchema, location="query")
 @bp.response(200, TransactionPageSchema)
 def transactions(query, account_id):
+    """Newest first. With `?currency=USD`: each entry a `fiat` object at its day's price."""
+    currency = fiat.requested_currency(query)
     account = accounts.get_owned(db.session, account_id, g.device.id)
-    return history.transactions(db.session, account, cursor=int(query.get("cursor", 0)), limit=query["limit"])
+    page = history.transactions(db.session, account, cursor=int(query.get("cursor", 0)), limit=query["limit"])
+    return fiat.with_history_fiat(db.session, page, currency)
 
 
 @bp.route("/accounts/<account_id>/export", methods=["GET"])

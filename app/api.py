@@ -64,6 +64,8 @@ def make_api(app) -> CustosApi:
     api.register_blueprint(recovery_bp)
     api.register_blueprint(backups_bp)
     api.register_blueprint(recovery_admin_bp)
+    from app.prices_api import bp as prices_bp
+    api.register_blueprint(prices_bp)
     return api
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.price_schemas import CURRENCY, FiatSchema
 from app.schemas import StrictSchema
 from config.settings import NETWORKS
 
@@ -64,6 +65,7 @@ class BalanceSchema(Schema):
     untrusted_pending = fields.Integer()
     immature = fields.Integer()
     reserved_sat = fields.Integer()
+    fiat = fields.Nested(FiatSchema, metadata={"description": "with ?currency=: absent when no price is known"})
 
 
 class TransactionSchema(Schema):
@@ -76,6 +78,7 @@ class TransactionSchema(Schema):
     replaced_by = fields.String(allow_none=True)
     block_height = fields.Integer(allow_none=True)
     time = fields.Integer()
+    fiat = fields.Nested(FiatSchema, metadata={"description": "with ?currency=: the price of the entry's day"})
 
 
 class TransactionPageSchema(Schema):
@@ -86,6 +89,7 @@ class TransactionPageSchema(Schema):
 class HistoryQuerySchema(StrictSchema):
     cursor = fields.String(validate=validate.Regexp(r"^\d{1,7}$"))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    currency = fields.String(validate=CURRENCY, metadata={"description": "add fiat values (one of PRICE_CURRENCIES)"})
 
 
 class ExportQuerySchema(StrictSchema):
@@ -177,9 +181,26 @@ class ApprovalsSchema(Schema):
     approvals = fields.List(fields.Nested(ApprovalSchema))
 
 
+FIAT_AMOUNT = validate.Regexp(r"^\d{1,13}(\.\d{1,2})?$", error="a decimal string with at most two decimals, e.g. \"500.00\"")
+
+
+class FiatCapSchema(StrictSchema):
+    max = fields.String(required=True, validate=FIAT_AMOUNT, metadata={"example": "500.00"})
+    currency = fields.String(required=True, validate=CURRENCY, metadata={"example": "USD"})
+
+
 class LimitSchema(StrictSchema):
+    """`max_sat`, or `max` + `currency` (converted at the moment of signing)."""
     window = fields.String(required=True, validate=validate.OneOf(("24h", "7d", "30d")))
-    max_sat = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    max_sat = fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    max = fields.String(validate=FIAT_AMOUNT, metadata={"example": "500.00"})
+    currency = fields.String(validate=CURRENCY, metadata={"example": "USD"})
+
+    @validates_schema
+    def _one_unit(self, data, **_kw):
+        fiat = "max" in data or "currency" in data
+        if fiat == ("max_sat" in data) or (fiat and not ("max" in data and "currency" in data)):
+            raise ValidationError("give max_sat, or max and currency")
 
 
 class AllowEntrySchema(StrictSchema):
@@ -202,7 +223,9 @@ class ApprovalRuleSchema(StrictSchema):
 
 class PolicyRulesSchema(StrictSchema):
     max_per_tx_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
-    limits = fields.List(fields.Nested(LimitSchema), load_default=list, validate=validate.Length(max=3))
+    max_per_tx = fields.Nested(FiatCapSchema, allow_none=True,
+                               metadata={"description": "a per-transaction cap in fiat, converted at signing"})
+    limits = fields.List(fields.Nested(LimitSchema), load_default=list, validate=validate.Length(max=6))
     allowlist = fields.List(fields.Nested(AllowEntrySchema), load_default=list, validate=validate.Length(max=200))
     elsewhere = fields.String(load_default="allow", validate=validate.OneOf(("allow", "delay", "deny")))
     allowlisted_skip_delay = fields.Boolean(load_default=True)
@@ -217,9 +240,9 @@ class PolicyRulesSchema(StrictSchema):
 
     @validates_schema
     def _windows_once(self, data, **_kw):
-        windows = [x["window"] for x in data.get("limits") or []]
+        windows = [(x["window"], x.get("currency")) for x in data.get("limits") or []]
         if len(windows) != len(set(windows)):
-            raise ValidationError("each window may appear once in limits")
+            raise ValidationError("each window may appear once per unit (satoshis or a currency) in limits")
 
 
 class PolicyChangeSchema(Schema):

@@ -8,6 +8,7 @@ import devices.model  # noqa: F401
 import devices.idempotency  # noqa: F401
 import devices.nonces  # noqa: F401
 import messaging.model  # noqa: F401
+import prices.model  # noqa: F401
 import recovery.model  # noqa: F401
 import recovery.budget  # noqa: F401
 import workers.jobs  # noqa: F401

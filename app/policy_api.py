@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app.auth.device import signed
 from app.cosigner_schemas import FreezeSchema, PolicyChangeSchema, PolicyOutSchema, PolicyRulesSchema
+from app import fiat
 from app.deps import deps
 from app.extensions import db
 from app.transaction import committing
@@ -21,6 +22,15 @@ bp = Blueprint("policy", __name__, url_prefix="/v1", description="Spending polic
 
 def _delay() -> dt.timedelta:
     return dt.timedelta(seconds=deps().settings.policy_loosen_delay)
+
+
+def _check_currencies(rules: dict) -> None:
+    """Fiat rules may name only the currencies Custos prices: a rule in a currency without
+    a price would refuse every spend."""
+    named = {x["currency"] for x in rules.get("limits") or [] if "currency" in x}
+    named |= {rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()
+    if named:
+        fiat.check_priced(named, need_source=True)
 
 
 def _out(account, change=None) -> dict:
@@ -43,7 +53,10 @@ def get_policy(account_id):
 def put_policy(rules, account_id):
     """Replace the rules. What tightens applies at once; what loosens (a relaxed rule, a
     new allowlist entry or approver, a lifted freeze) becomes a pending change effective
-    after the loosening delay, announced to the owner and cancellable."""
+    after the loosening delay, announced to the owner and cancellable. `max_per_tx` and
+    `limits` may be in fiat (`{"max": "500.00", "currency": "USD"}`): converted with the
+    validated price at the moment of signing; no fresh price → refused (`price_unavailable`)."""
+    _check_currencies(rules)
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
         _, change = policy_service.set_rules(db.session, account, rules, actor=g.device.id, now=utcnow(),

@@ -68,7 +68,8 @@ def refused_or(spend):
     (nothing was signed, or bitcoind refused what was); otherwise it is the response."""
     if spend.state == "denied":
         raise ApiError("the account's policy refuses this spend", status=422, code="policy_denied",
-                       details={"reasons": (spend.decision or {}).get("reasons", []), "spend_id": spend.id})
+                       details={"reasons": (spend.decision or {}).get("reasons", []), "spend_id": spend.id,
+                                "rates": (spend.decision or {}).get("rates", {})})
     if spend.state == "failed":
         raise ApiError(f"bitcoind refused: {spend.error}", status=422, code="chain_rejected",
                        details={"reason": spend.error, "spend_id": spend.id})

@@ -1,4 +1,4 @@
-"""`python -m client [--server URL] [--state FILE] register|whoami|contacts …|messages …|keys …`.
+"""`python -m client [--server URL] [--state FILE] register|whoami|prices|contacts …|messages …|keys …`.
 
 The device key and id are kept in a JSON state file (default ~/.custos-client.json,
 mode 0600) so `whoami` after `register` signs with the same key.
@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     reg.add_argument("--key-type", choices=["ed25519", "ecdsa-p256"], default="ed25519")
     reg.add_argument("--platform", default="cli")
     sub.add_parser("whoami", help="show the registered device")
+    sub.add_parser("prices", help="the server's validated BTC price").add_argument("--currency", help="e.g. USD")
     _add_messaging_commands(sub)
     accounts_cli.add_commands(sub)
     policy_cli.add_commands(sub)
@@ -63,6 +64,9 @@ def main(argv=None) -> int:
                 result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)
             elif args.command in ("recovery", "backup"):
                 result = recovery_cli.run(args, CustosClient(args.server, key, device_id), state)
+            elif args.command == "prices":
+                query = f"?currency={args.currency.upper()}" if args.currency else ""
+                result = CustosClient(args.server, key, device_id).call("GET", f"/v1/prices{query}")
             elif args.command in ("contacts", "messages", "keys"):
                 result = _run_messaging(args, CustosClient(args.server, key, device_id), state)
             else:

@@ -1,4 +1,5 @@
-"""`python -m client account create|list|receive|balance|history|send|bump|export`.
+"""`python -m client account create|list|receive|balance|history|send|bump|export`
+(`balance`/`history` take `--currency USD` for fiat values).
 
 The phone's seeds (platform and recovery mnemonics) live in `<state>.wallets.json`
 (mode 0600), one entry per account. This is a reference client for development and
@@ -9,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-
+from urllib.parse import quote
 
 from client.phone import PhoneWallet
 
@@ -23,8 +23,11 @@ def add_commands(sub) -> None:
     c.add_argument("--template", choices=["2of3", "2of3_decaying"], default="2of3")
     c.add_argument("--decay-blocks", type=int)
     acct.add_parser("list")
-    for name in ("receive", "balance", "history"):
-        acct.add_parser(name).add_argument("account_id")
+    acct.add_parser("receive").add_argument("account_id")
+    for name in ("balance", "history"):
+        p = acct.add_parser(name, help=f"{name} in satoshis; --currency adds fiat values")
+        p.add_argument("account_id")
+        p.add_argument("--currency", help="e.g. USD (one the server prices)")
     s = acct.add_parser("send", help="build, verify, sign and submit a spend")
     s.add_argument("account_id")
     s.add_argument("address")
@@ -70,10 +73,10 @@ def run(args, client, state: Path):
         return client.call("GET", "/v1/accounts")
     if a == "receive":
         return client.call("POST", f"/v1/accounts/{args.account_id}/addresses")
-    if a == "balance":
-        return client.call("GET", f"/v1/accounts/{args.account_id}/balance")
-    if a == "history":
-        return client.call("GET", f"/v1/accounts/{args.account_id}/transactions")
+    if a in ("balance", "history"):
+        query = f"?currency={quote(args.currency.upper())}" if args.currency else ""
+        what = "balance" if a == "balance" else "transactions"
+        return client.call("GET", f"/v1/accounts/{args.account_id}/{what}{query}")
     if a == "export":
         return client.call("GET", f"/v1/accounts/{args.account_id}/export?format={args.format}")
     if a == "send":

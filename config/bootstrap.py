@@ -85,3 +85,33 @@ def chain_follower(settings, notify=None, **kwargs):
     listener = chainevents.Listener(notify or push_notify)
     return Follower(bitcoind(settings), settings.database_url, listeners=(listener,),
                     classifiers=(chainevents.classify,), start_height=settings.chain_start_height, **kwargs)
+
+
+def price_providers(settings) -> list:
+    """The configured price providers (PRICE_PROVIDERS, plus `fixed` for PRICE_FIXED),
+    sharing one HTTP client with the configured timeout, retries and proxy."""
+    from decimal import Decimal
+    from prices.http import HttpJson
+    from prices.providers import KINDS, CoinGeckoProvider, FixedProvider
+    http = HttpJson(timeout=settings.price_timeout, retries=settings.price_retries, proxy=settings.price_http_proxy)
+    out, seen = [], {}
+    for kind, url in settings.price_provider_urls():
+        seen[kind] = seen.get(kind, 0) + 1
+        name = kind if seen[kind] == 1 else f"{kind}-{seen[kind]}"
+        if kind == "coingecko":
+            out.append(CoinGeckoProvider(url, http, api_key=settings.coingecko_api_key, name=name))
+        else:
+            out.append(KINDS[kind](url, http, name=name))
+    if settings.price_fixed:
+        out.append(FixedProvider({cur: Decimal(price) for cur, price in settings.price_fixed}))
+    return out
+
+
+def price_config(settings):
+    """Validation parameters for the price jobs (prices.services.PriceConfig)."""
+    import datetime as dt
+    from decimal import Decimal
+    from prices.services import PriceConfig
+    return PriceConfig(currencies=settings.price_currencies, max_age=dt.timedelta(seconds=settings.price_max_age),
+                       max_deviation=Decimal(str(settings.price_max_deviation)),
+                       min_sources=settings.price_min_sources, history_days=settings.price_history_days)

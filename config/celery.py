@@ -12,6 +12,8 @@ BEAT_SCHEDULE = {
     "messaging-expire": ("workers.messaging_tasks.expire", 3600.0),
     "recovery-custody-checks": ("workers.recovery_tasks.custody_checks", "custody_check_interval"),
     "recovery-backup-reminders": ("workers.recovery_tasks.backup_reminders", "backup_reminder_interval"),
+    "prices-refresh": ("workers.price_tasks.refresh_prices", "price_refresh_interval"),
+    "prices-backfill": ("workers.price_tasks.backfill_price_history", "price_history_interval"),
 }
 
 

@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.price_settings import (PRICE_DEFAULT_URLS, SettingsError, parse_currencies as _currencies,
+                                   parse_fixed as _price_fixed, parse_providers as _price_providers, price_problems)
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = ROOT / "var"
 
@@ -20,10 +23,6 @@ NETWORKS = ("regtest", "signet", "testnet", "main")
 # Development-only defaults. Production refuses every one of them.
 DEV_SECRET_KEY = "dev-insecure-secret-key"
 DEV_RPC_PASSWORD = "custos-dev"
-
-
-class SettingsError(ValueError):
-    """The environment describes a configuration that must not start."""
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -164,6 +163,20 @@ class Settings:
     spend_reservation_ttl: int = 900              # SPEND_RESERVATION_TTL seconds a built spend holds its coins (renewed while held)
     fee_fallback_rate: float = 20.0               # FEE_FALLBACK_RATE sat/vB when the node has no estimate (0: refuse, like Core's -fallbackfee=0)
     fee_floor_rate: float = 1.0                   # FEE_FLOOR_RATE sat/vB: nothing is built below it (nor below the node's mempool minimum)
+    # prices and fiat (issue #16)
+    price_currencies: tuple[str, ...] = ("USD", "EUR")  # PRICE_CURRENCIES (refreshed, allowed in policies)
+    price_providers: tuple[tuple[str, str | None], ...] = ()  # PRICE_PROVIDERS "kind[=base_url],…"
+    price_fixed: tuple[tuple[str, str], ...] = ()  # PRICE_FIXED "USD:60000,…" (development only)
+    price_max_deviation: float = 0.02             # PRICE_MAX_DEVIATION fraction from the median that is discarded
+    price_max_age: int = 600                      # PRICE_MAX_AGE seconds after which a price is stale
+    price_min_sources: int = 1                    # PRICE_MIN_SOURCES answers that must agree
+    price_refresh_interval: float = 60.0          # PRICE_REFRESH_INTERVAL seconds (beat)
+    price_history_days: int = 365                 # PRICE_HISTORY_DAYS of daily prices kept backfilled
+    price_history_interval: float = 6 * 3600.0    # PRICE_HISTORY_INTERVAL seconds (beat: backfill)
+    price_timeout: float = 5.0                    # PRICE_TIMEOUT seconds per provider request
+    price_retries: int = 2                        # PRICE_RETRIES extra attempts (backoff 0.5 s·2^n)
+    price_http_proxy: str | None = dataclasses.field(default=None, repr=False)  # PRICE_HTTP_PROXY (may carry credentials)
+    coingecko_api_key: str | None = dataclasses.field(default=None, repr=False)  # PRICE_COINGECKO_API_KEY
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -257,6 +270,21 @@ class Settings:
                                        cls.spend_reservation_ttl),
             fee_fallback_rate=_nonneg_float("FEE_FALLBACK_RATE", e.get("FEE_FALLBACK_RATE"), cls.fee_fallback_rate),
             fee_floor_rate=_float("FEE_FLOOR_RATE", e.get("FEE_FLOOR_RATE"), cls.fee_floor_rate),
+            price_currencies=_currencies(e.get("PRICE_CURRENCIES") or None),
+            price_providers=_price_providers(e.get("PRICE_PROVIDERS", "")),
+            price_fixed=_price_fixed(e.get("PRICE_FIXED", "")),
+            price_max_deviation=_float("PRICE_MAX_DEVIATION", e.get("PRICE_MAX_DEVIATION"), cls.price_max_deviation),
+            price_max_age=_int("PRICE_MAX_AGE", e.get("PRICE_MAX_AGE"), cls.price_max_age),
+            price_min_sources=_int("PRICE_MIN_SOURCES", e.get("PRICE_MIN_SOURCES"), cls.price_min_sources),
+            price_refresh_interval=_float("PRICE_REFRESH_INTERVAL", e.get("PRICE_REFRESH_INTERVAL"),
+                                          cls.price_refresh_interval),
+            price_history_days=_int("PRICE_HISTORY_DAYS", e.get("PRICE_HISTORY_DAYS"), cls.price_history_days),
+            price_history_interval=_float("PRICE_HISTORY_INTERVAL", e.get("PRICE_HISTORY_INTERVAL"),
+                                          cls.price_history_interval),
+            price_timeout=_float("PRICE_TIMEOUT", e.get("PRICE_TIMEOUT"), cls.price_timeout),
+            price_retries=_int("PRICE_RETRIES", e.get("PRICE_RETRIES"), cls.price_retries),
+            price_http_proxy=e.get("PRICE_HTTP_PROXY") or None,
+            coingecko_api_key=e.get("PRICE_COINGECKO_API_KEY") or None,
         )
         s.check_values()
         return s
@@ -306,8 +334,13 @@ class Settings:
             problems.append("SPEND_RESERVATION_TTL must be between 60 and 86400 seconds")
         if self.fee_fallback_rate < 0:
             problems.append("FEE_FALLBACK_RATE must be 0 (disabled) or a positive sat/vB rate")
+        problems += price_problems(self)
         if problems:
             raise SettingsError("; ".join(problems))
+
+    def price_provider_urls(self) -> list[tuple[str, str]]:
+        """(kind, base URL) of each configured provider, defaults filled in."""
+        return [(kind, url or PRICE_DEFAULT_URLS.get(kind, "")) for kind, url in self.price_providers]
 
     def validate(self) -> "Settings":
         """Production checks: no default or missing secrets, no embedded parts.
@@ -340,6 +373,11 @@ class Settings:
         problems += self._outbound_problems()
         if not self.admin_cookie_secure:
             problems.append("ADMIN_COOKIE_SECURE must stay on in production")
+        if self.price_fixed:
+            problems.append("PRICE_FIXED is for development; configure PRICE_PROVIDERS")
+        for kind, url in self.price_provider_urls():
+            if not url.startswith("https://"):
+                problems.append(f"PRICE_PROVIDERS: {kind} must use an https:// base URL in production")
         if problems:
             raise SettingsError("production configuration refused: " + "; ".join(problems))
         return self

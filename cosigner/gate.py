@@ -156,14 +156,20 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
     """Re-decide every held spend of `account` with the policy in force now, without
     signing: a spend the policy now refuses is denied, one that now needs approvals waits
     for them, one whose delay grew waits longer. A spend that would be signable stays as
-    it is (its release or approval signs it through the gate). The caller holds the
-    account lock. Returns the spends whose state or time changed."""
+    it is (its release or approval signs it through the gate); so does one that only a
+    missing price would refuse. The caller holds the account lock. Returns the spends
+    whose state or time changed."""
     changed = []
     for spend in session.scalars(select(Spend).where(Spend.account_id == account.id, Spend.state.in_(HELD_STATES))
                                  .with_for_update()):
         intent = _stored_intent(spend, sweep=hooks.is_sweep(session, account, _TxidOnly(spend.unsigned_txid)))
-        decision = engine.evaluate(intent, policy_service.current(session, account.id),
-                                   policy_service.ledger(session, account.id, exclude=spend.id), now)
+        policy = policy_service.current(session, account.id)
+        history = policy_service.ledger(session, account.id, exclude=spend.id)
+        decision = engine.evaluate(intent, policy, history, now, rates=policy_service.rates(session, policy, now))
+        if decision.action == "deny" and any(r.get("rule") == "price_unavailable" for r in decision.reasons):
+            # no price right now is no verdict on a held spend: its fiat rules are decided,
+            # with the price of that moment, when it would be signed
+            decision = engine.evaluate(intent, engine.without_fiat(policy), history, now)
         verdict = judge(session, account, spend, decision, now)
         if verdict.action == "sign" or (verdict.action == "delay" and spend.state == "delayed"
                                         and spend.release_at and verdict.until <= spend.release_at):
@@ -179,9 +185,11 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
 def record_decision(session: Session, spend: Spend, decision: engine.Decision, *, actor: str,
                     now: dt.datetime) -> None:
     spend.decision = decision.as_dict()
-    audit.record(session, actor=actor, action="spend.decision", subject=spend.id,
-                 details={"action": decision.action, "policy_version": decision.policy_version,
-                          "reasons": [r.get("rule") for r in decision.reasons]}, now=now)
+    details = {"action": decision.action, "policy_version": decision.policy_version,
+               "reasons": [r.get("rule") for r in decision.reasons]}
+    if decision.rates:               # the prices fiat rules converted with, at this moment
+        details["rates"] = dict(decision.rates)
+    audit.record(session, actor=actor, action="spend.decision", subject=spend.id, details=details, now=now)
 
 
 def unlock_coins(session: Session, spend: Spend) -> None:

@@ -10,11 +10,24 @@ approvals, the spend waits for the delay too.
 Velocity accounting is keyed by the outpoints a spend consumes: a history entry that
 shares an outpoint with the intent is the spend this intent replaces (RBF) and is not
 counted again; entries the caller drops (failed, abandoned, cancelled) stop counting.
+
+Fiat rules (`max_per_tx` and `limits` given as `{"max": "500.00", "currency": "USD"}`) are
+converted with the validated price the caller passes in (`rates`, currency → Rate) at
+the moment of the decision: the fiat amount becomes satoshis rounded down, then the rule
+is checked like its satoshi form. A rolling window is **re-valued now**: every spend in
+the window counts by its satoshis at today's price (as Bitkey does), so spends signed at
+different prices mix without stored fiat values, and a price rise tightens the rest of
+the window. Fail closed: a missing or stale price makes the rule fire as over the limit
+(`deny`, reason `price_unavailable`). A spend that sends nothing out (all change) is
+never refused by a fiat rule. The rates used are recorded in the Decision.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from prices.money import fiat_to_sat_floor, parse_amount, sat_to_fiat
 
 ACTIONS = ("approve", "delay", "require_approval", "deny")
 WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
@@ -24,9 +37,34 @@ MAX_DELAY = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
+class FiatAmount:
+    """A limit in a currency: `max` (Decimal, two decimals) of `currency` (ISO 4217)."""
+    max: Decimal
+    currency: str
+
+    def as_dict(self) -> dict:
+        return {"max": str(self.max), "currency": self.currency}
+
+
+@dataclass(frozen=True)
 class Limit:
+    """A rolling-window limit in satoshis (`max_sat`) or in fiat (`fiat`). A window may
+    carry one limit per unit: (window, currency or "") is its key."""
     window: str
-    max_sat: int
+    max_sat: int | None = None
+    fiat: FiatAmount | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.window, self.fiat.currency if self.fiat else "")
+
+    @property
+    def amount(self):
+        return self.fiat.max if self.fiat else self.max_sat
+
+    def as_dict(self) -> dict:
+        return {"window": self.window, **self.fiat.as_dict()} if self.fiat else \
+            {"window": self.window, "max_sat": self.max_sat}
 
 
 @dataclass(frozen=True)
@@ -47,6 +85,7 @@ class Approvals:
 class Policy:
     version: int = 0
     max_per_tx_sat: int | None = None
+    max_per_tx_fiat: FiatAmount | None = None
     limits: tuple[Limit, ...] = ()
     allowlist: tuple[AllowEntry, ...] = ()
     elsewhere: str = "allow"           # non-allowlisted destinations: allow | delay | deny
@@ -91,10 +130,12 @@ class Decision:
     reasons: tuple = field(default=())
     release_at: dt.datetime | None = None
     policy_version: int = 0
+    rates: tuple = field(default=())    # (currency, {"rate", "as_of"}) of the prices fiat rules used
 
     def as_dict(self) -> dict:
         return {"action": self.action, "reasons": list(self.reasons), "policy_version": self.policy_version,
-                "release_at": self.release_at.isoformat() if self.release_at else None}
+                "release_at": self.release_at.isoformat() if self.release_at else None,
+                "rates": dict(self.rates)}
 
 
 def _worst(a: str, b: str) -> str:
@@ -109,9 +150,23 @@ def used_in_window(history, intent: Intent, window: dt.timedelta, now: dt.dateti
                if h.at > now - window and not (h.outpoints & intent.outpoints))
 
 
-def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime) -> Decision:
-    """Decide. Pure and deterministic for the same inputs."""
+def currencies(policy: Policy) -> set[str]:
+    """The currencies the policy's fiat rules name (the prices a decision needs)."""
+    named = {lim.fiat.currency for lim in policy.limits if lim.fiat}
+    return named | ({policy.max_per_tx_fiat.currency} if policy.max_per_tx_fiat else set())
+
+
+def without_fiat(policy: Policy) -> Policy:
+    """`policy` with its fiat rules left out (what can be decided without a price)."""
+    return replace(policy, max_per_tx_fiat=None, limits=tuple(lim for lim in policy.limits if lim.fiat is None))
+
+
+def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime, rates=None) -> Decision:
+    """Decide. Pure and deterministic for the same inputs. `rates`: currency → Rate
+    (prices.money.Rate: `price` per BTC, `as_of`, `stale`) for the fiat rules; a currency
+    missing or stale fails those rules closed."""
     action, reasons, delayed = "approve", [], False
+    rates, used_rates = rates or {}, {}
 
     def fire(act: str, **reason):
         nonlocal action, delayed
@@ -126,11 +181,37 @@ def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime) -> Decis
         fire("deny", rule="frozen", by="owner")
     if policy.max_per_tx_sat is not None and amount > policy.max_per_tx_sat:
         fire("deny", rule="max_per_tx", limit_sat=policy.max_per_tx_sat, amount_sat=amount)
+
+    def price_for(cap: FiatAmount, applies_to: str, **where):
+        """The usable rate for `cap`, or None after firing `price_unavailable`."""
+        rate = rates.get(cap.currency)
+        if rate is None or rate.stale:
+            fire("deny", rule="price_unavailable", applies_to=applies_to, **where, currency=cap.currency,
+                 limit=str(cap.max), price_as_of=rate.as_of.isoformat() if rate is not None else None)
+            return None
+        used_rates[cap.currency] = rate
+        return rate
+
+    cap = policy.max_per_tx_fiat
+    if cap is not None and amount > 0 and (rate := price_for(cap, "max_per_tx")) is not None:
+        limit_sat = fiat_to_sat_floor(cap.max, rate.price)
+        if amount > limit_sat:
+            fire("deny", rule="max_per_tx", currency=cap.currency, limit=str(cap.max), rate=str(rate.price),
+                 limit_sat=limit_sat, amount_sat=amount, amount=str(sat_to_fiat(amount, rate.price, cap.currency)))
     for lim in policy.limits:
         used = used_in_window(history, intent, WINDOWS[lim.window], now)
-        if used + amount > lim.max_sat:
-            fire("deny", rule="velocity_limit", window=lim.window, limit_sat=lim.max_sat, used_sat=used,
-                 amount_sat=amount)
+        if lim.fiat is None:
+            if used + amount > lim.max_sat:
+                fire("deny", rule="velocity_limit", window=lim.window, limit_sat=lim.max_sat, used_sat=used,
+                     amount_sat=amount)
+            continue
+        if amount == 0 or (rate := price_for(lim.fiat, "velocity_limit", window=lim.window)) is None:
+            continue
+        cur, limit_sat = lim.fiat.currency, fiat_to_sat_floor(lim.fiat.max, rate.price)
+        if used + amount > limit_sat:
+            fire("deny", rule="velocity_limit", window=lim.window, currency=cur, limit=str(lim.fiat.max),
+                 rate=str(rate.price), limit_sat=limit_sat, used_sat=used, amount_sat=amount,
+                 used=str(sat_to_fiat(used, rate.price, cur)), amount=str(sat_to_fiat(amount, rate.price, cur)))
     if policy.max_fee_rate is not None and intent.fee_rate > policy.max_fee_rate:
         fire("deny", rule="fee_rate_cap", cap=policy.max_fee_rate, fee_rate=intent.fee_rate)
     if policy.max_fee_sat is not None and intent.fee_sat > policy.max_fee_sat:
@@ -155,7 +236,8 @@ def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime) -> Decis
         fire("require_approval", rule="approval_required", above_sat=policy.approvals.above_sat,
              required=policy.approvals.required, amount_sat=amount)
     release_at = now + dt.timedelta(seconds=policy.delay_seconds) if delayed and action != "deny" else None
-    return Decision(action, tuple(reasons), release_at, policy.version)
+    return Decision(action, tuple(reasons), release_at, policy.version,
+                    tuple((c, r.as_dict()) for c, r in sorted(used_rates.items())))
 
 
 # -- changes ---------------------------------------------------------------------------
@@ -167,12 +249,23 @@ def _most_restrictive_optional(old, new, smaller_is_stricter=True):
     return min(old, new) if smaller_is_stricter else max(old, new)
 
 
+def _stricter_fiat(old: FiatAmount | None, new: FiatAmount | None) -> FiatAmount | None:
+    """Adding a fiat cap or lowering it tightens; removing it, raising it or changing its
+    currency (not comparable without a price) waits."""
+    if old is None or new is None:
+        return old or new
+    return new if new.currency == old.currency and new.max < old.max else old
+
+
 def tightened(old: Policy, new: Policy) -> Policy:
     """The part of `new` that may apply at once: per rule, the stricter of old and new.
-    Allowlist entries and lifted freezes wait; removed entries go at once."""
-    limits = {lim.window: lim.max_sat for lim in old.limits}
+    Allowlist entries and lifted freezes wait; removed entries go at once. Limits compare
+    per (window, unit): a new fiat limit on a window that has a satoshi limit applies at
+    once next to it; removing the satoshi one waits."""
+    limits = {lim.key: lim for lim in old.limits}
     for lim in new.limits:
-        limits[lim.window] = min(limits.get(lim.window, lim.max_sat), lim.max_sat)
+        if lim.key not in limits or lim.amount < limits[lim.key].amount:
+            limits[lim.key] = lim
     old_entries = {e.address: e for e in old.allowlist}
     new_addresses = {e.address for e in new.allowlist}
     allowlist = tuple(e for a, e in old_entries.items() if a in new_addresses)
@@ -191,7 +284,8 @@ def tightened(old: Policy, new: Policy) -> Policy:
     return replace(
         new, version=old.version,
         max_per_tx_sat=_most_restrictive_optional(old.max_per_tx_sat, new.max_per_tx_sat),
-        limits=tuple(Limit(w, m) for w, m in sorted(limits.items())),
+        max_per_tx_fiat=_stricter_fiat(old.max_per_tx_fiat, new.max_per_tx_fiat),
+        limits=tuple(limits[k] for k in sorted(limits)),
         allowlist=allowlist if old.allowlist or new.allowlist else (),
         elsewhere=elsewhere,
         allowlisted_skip_delay=old.allowlisted_skip_delay and new.allowlisted_skip_delay,
@@ -212,18 +306,18 @@ def rebase(base: dict, target: dict, current: dict) -> dict:
 
     The change carries only what it changed: a rule it did not touch, or one that changed
     since it was asked for (a later freeze, staff freeze, tightening), keeps its current
-    value. Limits merge per window and the allowlist per address. So a loosening queued
-    before a freeze can never lift that freeze."""
+    value. Limits merge per (window, currency) and the allowlist per address. So a
+    loosening queued before a freeze can never lift that freeze."""
     result = dict(current)
     for key in set(base) | set(target) | set(current):
         if key in ("limits", "allowlist"):
             continue
         if current.get(key) == base.get(key):
             result[key] = target.get(key, current.get(key))
-    windows = lambda d: {x["window"]: x["max_sat"] for x in d.get("limits") or []}  # noqa: E731
+    windows = lambda d: {(x["window"], x.get("currency") or ""): x for x in d.get("limits") or []}  # noqa: E731
     b, t, c = windows(base), windows(target), windows(current)
-    merged = {w: (t.get(w) if c.get(w) == b.get(w) else c.get(w)) for w in set(b) | set(t) | set(c)}
-    result["limits"] = [{"window": w, "max_sat": m} for w, m in sorted(merged.items()) if m is not None]
+    merged = {k: (t.get(k) if c.get(k) == b.get(k) else c.get(k)) for k in set(b) | set(t) | set(c)}
+    result["limits"] = [merged[k] for k in sorted(merged) if merged[k] is not None]
     entries = lambda d: {x["address"]: x for x in d.get("allowlist") or []}  # noqa: E731
     b, t, c = entries(base), entries(target), entries(current)
     kept = {a: e for a, e in c.items() if not (a in b and a not in t)}
@@ -241,13 +335,20 @@ def loosens(old: Policy, new: Policy) -> bool:
     return not same_rules(tightened(old, new), new)
 
 
+def _fiat(d: dict | None) -> FiatAmount | None:
+    return None if d is None else FiatAmount(parse_amount(d["max"]), d["currency"])
+
+
 def from_dict(d: dict, version: int = 0) -> Policy:
     """Build a Policy from its JSON form (validated by the API schema first)."""
     approvals = d.get("approvals")
+    limits = (Limit(x["window"], x.get("max_sat"), _fiat(x) if x.get("currency") else None)
+              for x in d.get("limits") or [])
     return Policy(
         version=version,
         max_per_tx_sat=d.get("max_per_tx_sat"),
-        limits=tuple(Limit(x["window"], x["max_sat"]) for x in sorted(d.get("limits") or [], key=lambda x: x["window"])),
+        max_per_tx_fiat=_fiat(d.get("max_per_tx")),
+        limits=tuple(sorted(limits, key=lambda lim: lim.key)),
         allowlist=tuple(AllowEntry(x["address"], x.get("label", "")) for x in
                         sorted(d.get("allowlist") or [], key=lambda x: x["address"])),
         elsewhere=d.get("elsewhere", "allow"),
@@ -268,7 +369,8 @@ def from_dict(d: dict, version: int = 0) -> Policy:
 def to_dict(p: Policy) -> dict:
     return {
         "max_per_tx_sat": p.max_per_tx_sat,
-        "limits": [{"window": x.window, "max_sat": x.max_sat} for x in p.limits],
+        "max_per_tx": p.max_per_tx_fiat.as_dict() if p.max_per_tx_fiat else None,
+        "limits": [x.as_dict() for x in p.limits],
         "allowlist": [{"address": x.address, "label": x.label} for x in p.allowlist],
         "elsewhere": p.elsewhere,
         "allowlisted_skip_delay": p.allowlisted_skip_delay,

@@ -17,6 +17,7 @@ from audit import services as audit
 from cosigner import policy as engine
 from cosigner.errors import CosignerError
 from cosigner.model import COUNTED_STATES, Account, AccountPolicy, PolicyChange, Spend
+from prices import store as price_store
 from workers.jobs import schedule
 
 MIN_LOOSEN_DELAY = dt.timedelta(hours=1)
@@ -168,14 +169,24 @@ def intent_of(inspected, sweep: bool = False) -> engine.Intent:
                          inspected.fee_sat, inspected.fee_rate, frozenset(inspected.outpoints), sweep)
 
 
+def rates(session: Session, policy: engine.Policy, now: dt.datetime) -> dict:
+    """The validated prices the policy's fiat rules need, as stored by the price refresh
+    at this moment (stale ones flagged, unknown ones absent: the engine fails those rules
+    closed). Empty when the policy has no fiat rule."""
+    names = engine.currencies(policy)
+    return price_store.rates(session, names, now) if names else {}
+
+
 def decide(session: Session, account: Account, inspected, *, spend_id: str | None, now: dt.datetime,
            sweep: bool = False, lock: bool = True) -> engine.Decision:
-    """Evaluate under the account lock. The caller records the outcome in the same
-    transaction so the reservation is atomic with the decision."""
+    """Evaluate under the account lock, with the prices of `now` for fiat rules. The
+    caller records the outcome in the same transaction so the reservation is atomic with
+    the decision."""
     if lock:
         lock_account(session, account.id)
-    return engine.evaluate(intent_of(inspected, sweep), current(session, account.id),
-                           ledger(session, account.id, exclude=spend_id), now)
+    policy = current(session, account.id)
+    return engine.evaluate(intent_of(inspected, sweep), policy, ledger(session, account.id, exclude=spend_id), now,
+                           rates=rates(session, policy, now))
 
 
 def summary(session: Session, account: Account) -> dict:

@@ -26,7 +26,8 @@ def make_celery(settings: Settings) -> Celery:
         from kombu.transport.sqlalchemy import Transport
         Transport.polling_interval = settings.broker_poll_interval
         VAR_DIR.mkdir(exist_ok=True)
-    celery = Celery("custos", include=["workers.tasks", "workers.messaging_tasks", "workers.recovery_tasks"])
+    celery = Celery("custos", include=["workers.tasks", "workers.messaging_tasks", "workers.recovery_tasks",
+                                       "workers.price_tasks"])
     celery.conf.update(celery_config(settings))
     celery.custos_settings = settings
     return celery

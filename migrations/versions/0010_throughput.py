@@ -1,12 +1,12 @@
 """throughput: one index to find a device's newest notification of a kind (push collapse)
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 from alembic import op
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
