@@ -43,7 +43,7 @@ def normalize(username: str | None) -> str:
 
 
 class LoginGuard:
-    """`strategy` is a limits RateLimiter (flask-limiter's `limiter.limiter`)."""
+    """`strategy` is a `limits` rate limiter (fixed window) over Redis or memory storage."""
 
     def __init__(self, strategy, limits: LoginLimits = LoginLimits(), enabled: bool = True):
         self._s, self.enabled = strategy, enabled

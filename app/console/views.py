@@ -23,8 +23,13 @@ def login_guard():
     from admin.login_guard import LoginGuard, LoginLimits
     ext = current_app.extensions
     if "custos_login_guard" not in ext:
+        from limits.storage import storage_from_string
+        from limits.strategies import FixedWindowRateLimiter
         d = deps()
-        ext["custos_login_guard"] = LoginGuard(d.limiter.limiter, LoginLimits(
+        # the console's login budgets live beside the request limiter's counters: Redis when
+        # configured (shared by every API process), else this process's memory
+        strategy = FixedWindowRateLimiter(storage_from_string(d.settings.redis_url or "memory://"))
+        ext["custos_login_guard"] = LoginGuard(strategy, LoginLimits(
             d.settings.ratelimit_console_login_ip, d.settings.ratelimit_console_login_pair,
             d.settings.ratelimit_console_login_user), enabled=d.limiter.enabled)
     return ext["custos_login_guard"]

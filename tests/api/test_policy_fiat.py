@@ -43,7 +43,8 @@ def decision_audit(settings, spend_id):
                                              .order_by(AuditEvent.seq))]
 
 
-def test_usd_daily_limit_passes_at_one_price_and_fires_after_a_price_move(device, funded, chain_node, chain_settings):
+def test_usd_daily_limit_passes_at_one_price_and_fires_after_a_price_move(device, funded, chain_node, chain_settings,
+                                                                         mine):
     phone, account = funded
     aid = account["account_id"]
     set_price(chain_settings, "60000")
@@ -57,6 +58,7 @@ def test_usd_daily_limit_passes_at_one_price_and_fires_after_a_price_move(device
     [audit] = decision_audit(chain_settings, first["spend_id"])
     assert audit["action"] == "approve" and audit["rates"]["USD"]["rate"] == "60000.00"
 
+    mine()  # spends use confirmed coins: confirm the change
     second, signed2 = signed_spend(device, phone, account, chain_node, amount=200_000)   # $120 more at $60,000
     assert second["policy_preview"]["action"] == "approve"
     set_price(chain_settings, "100000")          # before the phone's signature comes back, BTC goes to $100,000
@@ -90,7 +92,7 @@ def test_stale_price_fails_closed_at_signing(device, funded, chain_node, chain_s
     assert set(chain_node.rpc().getrawmempool()) == before
 
 
-def test_fiat_cap_per_transaction_and_missing_price(device, funded, chain_node, chain_settings):
+def test_fiat_cap_per_transaction_and_missing_price(device, funded, chain_node, chain_settings, mine):
     phone, account = funded
     aid = account["account_id"]
     device.call("PUT", f"/v1/accounts/{aid}/policy", {"max_per_tx": {"max": "100", "currency": "USD"}})
@@ -101,6 +103,7 @@ def test_fiat_cap_per_transaction_and_missing_price(device, funded, chain_node, 
     set_price(chain_settings, "60000")
     small, signed = signed_spend(device, phone, account, chain_node, amount=166_666)     # $99.9996
     assert submit(device, small, signed)[2]["state"] == "broadcast"
+    mine()  # spends use confirmed coins: confirm the change
     big, signed = signed_spend(device, phone, account, chain_node, amount=166_667)
     status, _, err = submit(device, big, signed)
     assert status == 422 and err["error"]["details"]["reasons"][0]["rule"] == "max_per_tx"

@@ -44,6 +44,9 @@ def test_fiat_balance_and_a_usd_daily_limit_with_the_reference_client(stack, sta
     assert policy["rules"]["limits"] == [{"window": "24h", "max": "500.00", "currency": "USD"}]
     sent = cli(stack, state, "account", "send", aid, faucet.call("getnewaddress"), "800000", "--fee-rate", "2")
     assert sent["state"] == "broadcast"                                   # $480 of $500
+    node.call("generatetoaddress", 1, faucet.call("getnewaddress"))       # spends use confirmed coins
+    wait_until(lambda: cli(stack, state, "account", "balance", aid)["trusted_pending"] == 0 and
+               cli(stack, state, "account", "balance", aid)["confirmed"], what="the change to confirm")
     status, _, err = cli_status(stack, state, "account", "send", aid, faucet.call("getnewaddress"), "100000",
                                 "--fee-rate", "2")
     assert status == 1 and "policy_denied" in err                         # $60 more: over the limit
