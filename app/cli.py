@@ -22,6 +22,19 @@ def register_cli(app) -> None:
                    + ("" if report.ok else f" first_broken_seq={report.first_broken_seq} reason={report.reason}"))
         raise SystemExit(0 if report.ok else 1)
 
+    @custos.command("chain-backfill")
+    @click.option("--restore/--no-restore", default=True, show_default=True,
+                  help="also index each account's past from its birthday (or creation time)")
+    def chain_backfill(restore):
+        """Upgrade path to the chain index: watch the scripts of accounts created before
+        it existed and (by default) schedule their restores. Idempotent; prints counts."""
+        from app.extensions import db
+        from cosigner.accounts import backfill_index
+        from store.base import utcnow
+        registered, restores = backfill_index(db.session, utcnow(), restore=restore)
+        db.session.commit()
+        click.echo(f"registered={registered} restores={restores}")
+
     @custos.command("rotate-master-key")
     @click.option("--batch", default=200, show_default=True, help="keys re-wrapped per transaction")
     def rotate_master_key(batch):

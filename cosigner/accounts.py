@@ -99,6 +99,24 @@ def branches(account: Account) -> list[tuple[int, str]]:
     return out
 
 
+def backfill_index(session: Session, now: dt.datetime, *, restore: bool) -> tuple[int, int]:
+    """Upgrade path: register the chain-index scripts of every account created before
+    the index existed (no `chain_branches` rows); with `restore`, also request a
+    restore of each such account from its birthday (set to its creation time when it
+    has none) and schedule the `chain.restore` job. Idempotent. Returns (accounts
+    registered, restores requested)."""
+    from chain.model import ScriptBranch
+    have = select(ScriptBranch.account_id)
+    todo = list(session.scalars(select(Account).where(Account.id.not_in(have))))
+    for account in todo:
+        chain_scripts.register_account(session, account.id, branches(account), now)
+        if restore:
+            account.birthday = account.birthday or int(account.created_at.timestamp())
+            chain_restore.request(session, account.id, now)
+            schedule(session, "chain.restore", account.id, now)
+    return len(todo), len(todo) if restore else 0
+
+
 def _watch_only(account: Account, body: dict, network: str) -> None:
     desc, addresses = body.get("descriptor"), body.get("addresses")
     if bool(desc) == bool(addresses):
