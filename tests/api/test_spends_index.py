@@ -195,6 +195,10 @@ def test_a_bump_must_outbid_the_original(device, chain_node, mine):
     sent = device.call("POST", f"/v1/spends/{spend['spend_id']}/signatures",
                        {"psbt": phone.sign(phone.verify_spend(account, spend, outputs))})
     assert sent["state"] == "broadcast"
+    # the index knows our broadcast at once, before any follower pass
+    change = sum(o["amount_sat"] for o in spend["outputs"] if o["change"])
+    after = balance(device, account)
+    assert after["confirmed"] == 0 and after["trusted_pending"] == change and after["reserved_sat"] == 0
     with pytest.raises(ApiError) as low:
         device.call("POST", f"/v1/spends/{spend['spend_id']}/bump", {"fee_rate": 5})
     assert (low.value.status, low.value.code) == (400, "fee_rate_too_low")
