@@ -11,6 +11,7 @@ import time
 import uuid
 
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.orm import sessionmaker
 
 from config.settings import Settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_content_length,
         JSON_SORT_KEYS=False,
     )
+    app.session_interface = LazyCookieSessions()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     with app.app_context():
@@ -105,6 +107,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     log.info("custos api ready env=%s network=%s secp256k1=%s nonces=%s", settings.env, settings.network,
              bootstrap.secp256k1_backend(), "redis" if redis else "database")
     return app
+
+
+class LazyCookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, built only for a request that carries its cookie:
+    the API never does (the console has its own sessions), so no request pays for the
+    signing serializer Flask would otherwise build every time."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _migrations_dir():

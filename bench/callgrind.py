@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("whoami", "send1", "fetch1", "ack1", "sendN", "ackN", "cosign")
+SCENARIOS = ("health", "whoami", "send1", "fetch1", "ack1", "sendN", "ackN", "cosign")
 
 
 def _parse(argv):
@@ -76,6 +76,8 @@ def _messaging_setup(root: Path, batch: int):
 
     def prepare(scenario: str, count: int) -> list:
         """Signed environs for `count` requests of `scenario` (state arranged first)."""
+        if scenario == "health":     # the floor: an unsigned request through the same app
+            return [rc.environ_for("GET", "/v1/health", "", {}, b"") for _ in range(count)]
         if scenario == "whoami":
             return [signed(alice, cap_a, "GET", "/v1/devices/me") for _ in range(count)]
         if scenario == "send1":

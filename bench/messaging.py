@@ -45,6 +45,7 @@ def _parse(argv):
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--batch", type=int, default=1, help="envelopes per send call")
     ap.add_argument("--worker", action="store_true", help="run a Celery worker delivering the pushes")
+    ap.add_argument("--gunicorn", default="", help="extra gunicorn arguments, e.g. '--worker-class gthread --threads 4'")
     ap.add_argument("--root", default=str(HERE.parent), help="source tree whose server runs")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--compare", metavar="REV", help="old tree REV vs the working tree, batch 1 and --batch")
@@ -108,7 +109,7 @@ def run(args) -> dict:
     port = free_port()
     procs = []
     api = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                            "--workers", str(workers), "--log-level", "warning"],
+                            "--workers", str(workers), "--log-level", "warning", *args.gunicorn.split()],
                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "api.log", "w"),
                            start_new_session=True)
     procs.append(api)
@@ -191,7 +192,7 @@ def run(args) -> dict:
             "req_per_s": counts["requests"] / elapsed,
             "server_cpu_ms_per_request": 1000 * server_cpu / max(1, counts["requests"]),
             "server_cpu_ms_per_message": 1000 * server_cpu / max(1, counts["messages"]),
-            "ack_many": ack_many, "batch": args.batch, "workers": workers,
+            "ack_many": ack_many, "batch": args.batch, "workers": workers, "gunicorn": args.gunicorn,
             "backend": "postgresql" if db_url.startswith("postgresql") else "sqlite",
             "push_worker": args.worker,
         }

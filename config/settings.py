@@ -126,6 +126,7 @@ class Settings:
     require_client_cert: bool = False             # REQUIRE_CLIENT_CERT
     client_cert_header: str = "X-Client-Cert-Fingerprint"  # CLIENT_CERT_HEADER
     trusted_proxies: int = 0                      # TRUSTED_PROXIES (X-Forwarded-For hops to trust)
+    web_concurrency: int = 0                      # WEB_CONCURRENCY gunicorn workers (0: 2 per core)
     max_content_length: int = 1 << 20             # MAX_CONTENT_LENGTH bytes
     max_fee_sat: int = 5_000_000                  # MAX_FEE_SAT hard cap on any spend's fee
     max_fee_rate: float = 2_000.0                 # MAX_FEE_RATE sat/vB hard cap
@@ -231,6 +232,7 @@ class Settings:
             require_client_cert=_bool(e.get("REQUIRE_CLIENT_CERT"), False),
             client_cert_header=e.get("CLIENT_CERT_HEADER", cls.client_cert_header),
             trusted_proxies=_int("TRUSTED_PROXIES", e.get("TRUSTED_PROXIES"), 0),
+            web_concurrency=_int("WEB_CONCURRENCY", e.get("WEB_CONCURRENCY"), 0),
             max_content_length=_int("MAX_CONTENT_LENGTH", e.get("MAX_CONTENT_LENGTH"), 1 << 20),
             max_fee_sat=_int("MAX_FEE_SAT", e.get("MAX_FEE_SAT"), 5_000_000),
             max_fee_rate=_float("MAX_FEE_RATE", e.get("MAX_FEE_RATE"), 2_000.0),
@@ -412,3 +414,11 @@ class Settings:
             user, _, password = text.partition(":")
             return user, password
         return self.bitcoind_user, self.bitcoind_password
+
+
+def gunicorn_workers(settings: Settings, cores: int | None = None) -> int:
+    """gunicorn sync workers: WEB_CONCURRENCY, else 2 per core (measured, see
+    docs/OPERATIONS.md "Choosing the API server")."""
+    if settings.web_concurrency > 0:
+        return settings.web_concurrency
+    return 2 * (cores or os.cpu_count() or 1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from audit import services as audit
 from devices.errors import DeviceNotFound, DeviceRevoked, KeyAlreadyRegistered
@@ -41,9 +43,47 @@ def register(session: Session, *, key_type: str, public_key: bytes, platform: st
     return device, True
 
 
+_DEVICES = Device.__table__
+_BY_ID = select(*_DEVICES.c).where(_DEVICES.c.id == bindparam("id"))   # built once
+_AUTHENTICATED = "custos.authenticated_devices"   # session.info: rows read by authenticate()
+
+
+def authenticate(session: Session, device_id: str) -> Row:
+    """The device as a read-only row (id, key_type, public_key, key_fingerprint, platform,
+    push_token, created_at, revoked_at) if it exists and is not revoked: what request
+    authentication needs, in one SELECT on the session's connection and without an ORM
+    instance. Rows are immutable; a use case that changes the device loads it with
+    get_active. Raises DeviceNotFound / DeviceRevoked."""
+    row = None
+    if isinstance(device_id, str) and len(device_id) <= 40:
+        row = session.connection().execute(_BY_ID, {"id": device_id}).first()
+    if row is None:
+        raise DeviceNotFound("no device with this id")
+    if row.revoked_at is not None:
+        raise DeviceRevoked("this device has been revoked")
+    session.info.setdefault(_AUTHENTICATED, {})[row.id] = row
+    return row
+
+
+def _held(session: Session, device_id: str) -> Device | None:
+    """The ORM device for a row authenticate() read in this session, attached to the
+    session without another query (None if there is no such row or the session already
+    holds the object)."""
+    row = session.info.get(_AUTHENTICATED, {}).pop(device_id, None)
+    if row is None or session.identity_map.get(identity_key(Device, device_id)) is not None:
+        return None
+    device = Device(**row._mapping)
+    make_transient_to_detached(device)
+    session.add(device)
+    return device
+
+
 def get_active(session: Session, device_id: str) -> Device:
-    """The device, if it exists and is not revoked. Raises DeviceNotFound / DeviceRevoked."""
-    device = session.get(Device, device_id) if isinstance(device_id, str) and len(device_id) <= 40 else None
+    """The device (ORM object), if it exists and is not revoked; no query when the
+    request authenticated it in this session. Raises DeviceNotFound / DeviceRevoked."""
+    device = None
+    if isinstance(device_id, str) and len(device_id) <= 40:
+        device = _held(session, device_id) or session.get(Device, device_id)
     if device is None:
         raise DeviceNotFound("no device with this id")
     if device.revoked:

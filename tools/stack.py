@@ -62,7 +62,7 @@ def wait_devnet_ready(proc: subprocess.Popen, timeout: float) -> bool:
 class Stack:
     """The processes of one local stack. Use as a context manager: stops them on exit."""
 
-    def __init__(self, env: dict, api_host: str, api_port: int, workers: int = 2, quiet: bool = False,
+    def __init__(self, env: dict, api_host: str, api_port: int, workers: int | None = None, quiet: bool = False,
                  var: Path | None = None):
         self.env = env
         self.var = var or ROOT / "var"
@@ -106,8 +106,9 @@ class Stack:
                                "--without-mingle", "-n", f"worker-{os.getpid()}@%h"])
         self._spawn("beat", [PY, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
                              "--schedule", str(var / f"beat-schedule-{self.api_port}")])
+        workers = ["--workers", str(self.workers)] if self.workers else []  # else gunicorn.conf.py: 2 per core
         self._spawn("api", [PY, "-m", "gunicorn", "wsgi:app", "--bind", f"{self.api_host}:{self.api_port}",
-                            "--workers", str(self.workers), "--timeout", "60", "--access-logfile", "-"])
+                            *workers, "--timeout", "60", "--access-logfile", "-"])
         procs = [p for _, p in self.procs]
         if not wait_http(self.api_url + "/v1/health", 60, procs):
             dead = [n for n, p in self.procs if p.poll() is not None]

@@ -1,7 +1,7 @@
 """The `@signed` view decorator: authenticates a device request with RFC 9421 signatures,
 applies the per-address and per-device rate limits (one lookup, app.ratelimit) and the
-optional mutual-TLS rule, and puts the device on `flask.g.device` (its id on
-`g.device_id`)."""
+optional mutual-TLS rule, and puts the device on `flask.g.device` (a read-only row,
+devices.services.authenticate; its id also on `g.device_id`)."""
 from __future__ import annotations
 
 import functools
@@ -64,7 +64,8 @@ def verify_request(resolve_key) -> httpsig.Verified:
 
 def _device_resolver(keyid: str):
     try:
-        device = devices.get_active(db.session, keyid)
+        device = devices.authenticate(db.session, keyid)   # a read-only row; views needing the
+        #                                                    ORM object use devices.get_active
     except DeviceNotFound:
         raise AuthError("no device with this keyid", code="unknown_device") from None
     except DeviceRevoked:

@@ -259,3 +259,29 @@ def test_signature_params_with_escapes_and_tokens():
     assert httpsig.serialize_params([m for m, _ in members], dict(params)) == raw.decode()
     members, params = http_sf.parse(b'sig1=("@method");tag=abc', tltype="dictionary")["sig1"]
     assert httpsig.serialize_params([m for m, _ in members], dict(params)) is None   # a token: the library writes it
+
+
+# -- Ed25519 through libsodium (issue #19): same answers, never weaker -----------------
+def test_ed25519_verification_accepts_exactly_the_valid_signatures():
+    from cryptography.hazmat.primitives import serialization
+    key = Ed25519PrivateKey.generate()
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    other = Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw,
+                                                                   serialization.PublicFormat.Raw)
+    msg = b'"@method": GET\n"@signature-params": ("@method");created=1'
+    sig = key.sign(msg)
+    assert keys.verify_signature("ed25519", pub, sig, msg)
+    assert not keys.verify_signature("ed25519", pub, sig, msg + b"x")
+    assert not keys.verify_signature("ed25519", other, sig, msg)
+    flipped = bytearray(sig)
+    flipped[5] ^= 1
+    assert not keys.verify_signature("ed25519", pub, bytes(flipped), msg)
+    assert not keys.verify_signature("ed25519", pub, sig[:63], msg)          # short: never the message's bytes
+    assert not keys.verify_signature("ed25519", pub, sig + b"\0", msg)
+    # S + L (the group order) is the classic malleated copy: refused
+    order = 2**252 + 27742317777372353535851937790883648493
+    s_int = int.from_bytes(sig[32:], "little") + order
+    assert not keys.verify_signature("ed25519", pub, sig[:32] + s_int.to_bytes(32, "little"), msg)
+    # a small-order public key (the identity point) with a signature made for it: refused
+    identity = (1).to_bytes(32, "little")
+    assert not keys.verify_signature("ed25519", identity, identity + bytes(32), msg)
