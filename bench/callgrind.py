@@ -148,7 +148,7 @@ def measure(root: Path, scenario: str, n: int, batch: int) -> float:
            sys.executable, str(Path(__file__).resolve()), "--worker", scenario, "--root", str(root),
            "--n", str(n), "--batch", str(batch)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(root))
+                            cwd=str(root), env={**os.environ, "CUSTOS_BENCH_PYTHON": sys.executable})
     try:
         line = proc.stdout.readline()
         while line and line.strip() != "ready":     # devnet's start-up line comes first

@@ -208,7 +208,8 @@ class InProcess:
         from tools.stack import free_port, wait_devnet_ready
         tmp = Path(tempfile.mkdtemp(prefix="cosign-inproc-"))
         port, password = free_port(), secrets.token_hex(8)
-        self.devnet = subprocess.Popen([sys.executable, "-m", "devnet", "--datadir", str(tmp / "devnet"), "--rpcport",
+        python = os.environ.get("CUSTOS_BENCH_PYTHON") or sys.executable   # under valgrind: the controller's
+        self.devnet = subprocess.Popen([python, "-m", "devnet", "--datadir", str(tmp / "devnet"), "--rpcport",
                                         str(port), "--rpcuser", "bench", "--rpcpassword", password,
                                         "--fallbackfee", "0.0002"],
                                        cwd=root, stdout=subprocess.PIPE, text=True, start_new_session=True)
