@@ -116,7 +116,7 @@ def worker(args) -> int:
     root = Path(args.root).resolve()
     os.chdir(root)
     sys.path.insert(0, str(root))
-    sys.stderr = open(os.devnull, "w")
+    sys.stderr = open(os.environ.get("CUSTOS_BENCH_LOG") or os.devnull, "a")
     if args.worker == "cosign":
         sys.path.append(str(HERE))
         import cosign as cb
@@ -148,13 +148,14 @@ def measure(root: Path, scenario: str, n: int, batch: int) -> float:
            sys.executable, str(Path(__file__).resolve()), "--worker", scenario, "--root", str(root),
            "--n", str(n), "--batch", str(batch)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(root), env={**os.environ, "CUSTOS_BENCH_PYTHON": sys.executable})
+                            cwd=str(root), env={**os.environ, "CUSTOS_BENCH_PYTHON": sys.executable,
+                                                "CUSTOS_BENCH_LOG": str(out_dir / "worker.log")})
     try:
         line = proc.stdout.readline()
         while line and line.strip() != "ready":     # devnet's start-up line comes first
             line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{scenario}: worker failed: {proc.stderr.read()[-3000:]}")
+            raise RuntimeError(f"{scenario}: worker failed, see {out_dir / 'worker.log'}")
         ctl = ["callgrind_control"]
         subprocess.run(ctl + ["-i", "on", str(proc.pid)], check=True, capture_output=True)
         subprocess.run(ctl + ["-z", str(proc.pid)], check=True, capture_output=True)
