@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv migrate bench clean chromium
+.PHONY: run test fuzz venv migrate bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(STAMP)
 ## make test: the whole suite (PostgreSQL/Redis when reachable; required under CI=true).
 test: $(STAMP) chromium
 	$(PY) -m pytest tests
+
+## make fuzz: the schemathesis fuzz tests with many more examples per operation (FUZZ_MAX_EXAMPLES).
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-150} $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
 ## Chromium for the admin console's browser tests (apt-get when missing and root; idempotent).
 chromium:
