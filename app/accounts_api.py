@@ -16,7 +16,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.idempotency import idempotent
 from app.price_schemas import CurrencyQuerySchema
-from app.transaction import committing
+from app.transaction import attempting, committing
 from chain import restore as chain_restore
 from chain.errors import ChainError
 from cosigner import accounts, export, history, policy_service, quotas
@@ -50,14 +50,11 @@ def create_account(body):
         quotas.check_restores(db.session, g.device.id, body.get("birthday"), utcnow())
         account = accounts.create(db.session, ctx, device_id=g.device.id, body=body, now=utcnow())
     if ctx.import_descriptors:  # the optional Core mirror; Custos never reads it
-        with committing():
-            try:
-                # A savepoint: a failed import undoes only itself, never the account — also under
-                # @idempotent, where the account is not committed yet (issue #14, L3).
-                with db.session.begin_nested():
-                    accounts.import_wallet(db.session, ctx, account.id, utcnow())
-            except ChainError as err:  # the account.import job converges later
-                log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
+        try:
+            with attempting():  # a failed import never undoes the account, even under @idempotent (issue #14, L3)
+                accounts.import_wallet(db.session, ctx, account.id, utcnow())
+        except ChainError as err:  # the account.import job converges later
+            log.warning("bitcoind import deferred for %s: %s", account.id, type(err).__name__)
     return account_out(account)
 
 

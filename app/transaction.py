@@ -19,3 +19,20 @@ def committing():
     except BaseException:
         db.session.rollback()
         raise
+
+
+@contextlib.contextmanager
+def attempting():
+    """A step whose failure undoes only itself and propagates: its own transaction, or —
+    inside an @idempotent view, where the request's transaction stays open until the
+    response is stored — a savepoint in it (a failure must not roll back what the view
+    already did). A SAVEPOINT is not used otherwise: on SQLite it would open a read
+    snapshot that a slow step (a bitcoind call) lets go stale, and the write after it
+    fails with "database is locked"."""
+    if g.get("defer_commit"):
+        with db.session.begin_nested():
+            yield db.session
+        db.session.flush()
+    else:
+        with committing():
+            yield db.session
