@@ -10,6 +10,8 @@ import time
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
 
 STATS = collections.Counter()      # (identity, method, path, status) → responses, printed at the end of the run
 TIMES = collections.Counter()      # (method, path) → seconds in the app (FUZZ_VERBOSE=1 prints the slowest)
@@ -34,8 +36,13 @@ def _envelope_problem(response) -> str | None:
     return None
 
 
+# The document is honest (issue #15): every response, success or error, must match it.
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
 def check(case, identity: str):
-    """Send the case; no 5xx ever, and every 4xx in the error envelope."""
+    """Send the case; no 5xx ever, every 4xx in the error envelope, and every response
+    conforming to the document (status, content type, body schema)."""
     t = time.perf_counter()
     response = case.call()
     TIMES[(case.method, case.path)] += time.perf_counter() - t
@@ -45,6 +52,7 @@ def check(case, identity: str):
     if response.status_code >= 400:
         problem = _envelope_problem(response)
         assert problem is None, f"{case.method} {case.formatted_path} → {response.status_code}: {problem}"
+    case.validate_response(response, checks=CONFORMANCE)
 
 
 @unsigned.parametrize()
