@@ -103,6 +103,29 @@ def get_setup(account_id):
     return setup_out(setups.current(db.session, account.id), utcnow())
 
 
+CUSTODY_CHECKS = "6/hour"      # owner-requested custody checks per account (each messages every holder)
+
+
+@bp.route("/accounts/<account_id>/recovery/custody-check", methods=["POST"])
+@signed
+@bp.response(200, rs.CustodyCheckSchema)
+def custody_check(account_id):
+    """Challenge every device holder now (after a setup the status stays `at_risk` until
+    holders answer; the daily job does the same). The previous unanswered challenge
+    message of each holder is replaced. At most 6 an hour per account."""
+    d = deps()
+    now = utcnow()
+    with committing():
+        account = accounts.get_owned(db.session, account_id, g.device.id)
+        setup = setups.current(db.session, account.id)
+        retry = hit(d.limiter, CUSTODY_CHECKS, "custody-check", account.id)
+        if retry is not None:
+            raise RateLimited("custody checks are limited per account; retry later",
+                              headers={"Retry-After": str(retry)}, details={"retry_after": retry})
+        challenged = custody.challenge_setup(db.session, rctx(), setup, actor=g.device.id, now=now)
+        return {"account_id": account.id, "challenged": challenged, "status": setup.custody_status}
+
+
 @bp.route("/custody/challenges", methods=["GET"])
 @signed
 @bp.response(200, rs.ChallengeListSchema)
@@ -247,7 +270,8 @@ def decline(case_id):
 @bp.response(200, rs.CaseStateSchema)
 def cancel(query, case_id):
     """An existing device of the account cancels (contests) the recovery; `?freeze=true`
-    also asks for the account to be frozen. Nothing is released."""
+    also asks for the account to be frozen. The requester may withdraw its own case the
+    same way (the owner and asked holders are told). Nothing is released."""
     with committing():
         case = cases.cancel(db.session, rctx(), case_id, g.device.id, freeze=query["freeze"], now=utcnow())
         return {"case_id": case.id, "state": case.state}
