@@ -16,8 +16,8 @@ from flask_smorest import Blueprint
 from admin import queries, services
 from admin.errors import OutboxUnavailable
 from admin.status import system_status
-from app.admin_schemas import (AccountLookupSchema, AuditQuerySchema, StaffCreateSchema, StaffDecisionSchema,
-                               StaffFreezeSchema, StaffRolesSchema)
+from app.admin_schemas import (AccountLookupSchema, AuditQuerySchema, MailOutboxQuerySchema, PushOutboxQuerySchema,
+                               StaffCreateSchema, StaffDecisionSchema, StaffFreezeSchema, StaffRolesSchema)
 from app.auth.staff import require, staff_required
 from app.cosigner_schemas import PolicyOutSchema, SpendSchema
 from app.deps import deps
@@ -165,20 +165,30 @@ def _dev_only():
 
 @bp.route("/outbox/push", methods=["GET"])
 @staff_required("outbox:read")
+@bp.arguments(PushOutboxQuerySchema, location="query")
 @bp.response(200, rs.PushOutboxSchema)
-def push_outbox():
-    """Push notifications (content-free), newest first. Not in production."""
+def push_outbox(query):
+    """Push notifications (content-free), newest first; by device, kind, since. Not in production."""
     _dev_only()
-    return {"notifications": queries.push_outbox(db.session)}
+    return {"notifications": queries.push_outbox(db.session, query["limit"], device_id=query.get("device_id"),
+                                                 kind=query.get("kind"), since=query.get("since"))}
 
 
 @bp.route("/outbox/mail", methods=["GET"])
 @staff_required("outbox:read")
+@bp.arguments(MailOutboxQuerySchema, location="query")
 @bp.response(200, rs.MailOutboxSchema)
-def mail_outbox():
-    """Outgoing mail, newest first, decrypted (development only: 404 in production)."""
+def mail_outbox(query):
+    """Outgoing mail, newest first, decrypted; by recipient address, kind, since, recovery
+    case (development only: 404 in production)."""
     _dev_only()
-    return {"mails": queries.mail_outbox(db.session, deps().cosigner.keyring, contents=True)}
+    to_hash = None
+    if query.get("email"):
+        from recovery.secrets_box import email_hash, email_key, normalize_email
+        to_hash = email_hash(email_key(deps().settings.secret_key), normalize_email(query["email"]) or "")
+    return {"mails": queries.mail_outbox(db.session, deps().cosigner.keyring, query["limit"], contents=True,
+                                         to_hash=to_hash, kind=query.get("kind"), since=query.get("since"),
+                                         case_id=query.get("case_id"))}
 
 
 # -- staff and tokens ---------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def start(session: Session, ctx: RecoveryContext, *, device_id: str, email, seal
     session.add(case)
     session.flush()
     if setup is not None:
-        _send_code(session, ctx, setup, issued.code, now)
+        _send_code(session, ctx, setup, issued.code, now, case.id)
         _audit(session, case, device_id, "requested", now)
         _schedule_next(session, case)
     else:
@@ -120,16 +120,17 @@ def _decoy_work(session: Session, ctx: RecoveryContext, case: RecoveryCase, code
     decoy = RecoverySetup(id=decoy_id, email_hash=case.email_hash, email_kek_id=sealed.kek_id,
                           email_wrapped_dek=sealed.wrapped_dek, email_ciphertext=sealed.ciphertext)
     with session.begin_nested() as savepoint:
-        _send_code(session, ctx, decoy, code, now)
+        _send_code(session, ctx, decoy, code, now, case.id)
         _audit(session, case, case.requester_device_id, "requested", now)
         _schedule_next(session, case, decoy=True)
         savepoint.rollback()
 
 
-def _send_code(session, ctx, setup, code: str, now) -> None:
+def _send_code(session, ctx, setup, code: str, now, case_id: str) -> None:
+    """The OTP mail; it names its case (several cases may be open for one address)."""
     from recovery.notices import mail
-    mail(session, ctx, setup, "recovery_otp", "Your Custos recovery code",
-         f"Someone asked to recover your Custos wallet on a new phone.\n\nCode: {code}\n\n"
+    mail(session, ctx, setup, "recovery_otp", f"Your Custos recovery code (case {case_id[-8:]})",
+         f"Someone asked to recover your Custos wallet on a new phone.\n\nCode: {code}\nRecovery case: {case_id}\n\n"
          "It expires in 10 minutes. If this was not you, open the app on your phone and cancel the recovery.", now)
 
 
@@ -144,7 +145,7 @@ def resend(session: Session, ctx: RecoveryContext, case_id, device_id: str, now:
     case.otp_hash, case.otp_sent_at, case.otp_expires_at, case.updated_at = issued.hash, now, issued.expires_at, now
     setup = _setup(session, case)
     if setup is not None:
-        _send_code(session, ctx, setup, issued.code, now)
+        _send_code(session, ctx, setup, issued.code, now, case.id)
     return case
 
 

@@ -222,3 +222,22 @@ def test_a_decoy_case_is_withdrawn_the_same_way(world, rapp):
     case = Recoverer(other).start("nobody@example.org")
     assert other.call("DELETE", f"/v1/recoveries/{case['case_id']}") == {"case_id": case["case_id"],
                                                                           "state": "cancelled"}
+
+
+# -- issue #15: development outboxes filter; the OTP mail names its case ----------------------------
+def test_outboxes_filter_and_the_code_mail_names_its_case(world, rsettings, rapp):
+    from tests.api.recovery_kit import staff_call
+    first = Recoverer(world["new"]).start(world["email"])
+    second = Recoverer(world["new"]).start(world["email"])
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/mail?email={world['email']}&kind=recovery_otp")
+    assert status == 200 and [m["case_id"] for m in body["mails"]] == [second["case_id"], first["case_id"]]
+    assert all(first["case_id"][-8:] in m["subject"] or second["case_id"][-8:] in m["subject"] for m in body["mails"])
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/mail?case_id={first['case_id']}")
+    assert [m["case_id"] for m in body["mails"]] == [first["case_id"]]
+    assert staff_call(rapp, "GET", "/v1/admin/outbox/mail?email=nobody@example.org")[1]["mails"] == []
+    world["old"].call("POST", f"/v1/accounts/{world['aid']}/recovery/custody-check")    # pushes to the holders
+    device_id = world["contact"].device_id
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/push?device_id={device_id}")
+    assert status == 200 and body["notifications"] and {n["device_id"] for n in body["notifications"]} == {device_id}
+    status, body = staff_call(rapp, "GET", "/v1/admin/outbox/push?kind=no_such_kind&since=2020-01-01T00:00:00Z")
+    assert body["notifications"] == []
