@@ -118,20 +118,40 @@ def chain_report(session: Session) -> dict:
     return {"ok": r.ok, "checked": r.checked, "first_broken_seq": r.first_broken_seq, "reason": r.reason}
 
 
-def push_outbox(session: Session, limit: int = 100) -> list[dict]:
+def push_outbox(session: Session, limit: int = 100, *, device_id: str | None = None, kind: str | None = None,
+                since: dt.datetime | None = None) -> list[dict]:
+    """Push notifications newest first, optionally for one device, of one kind, since a time."""
     from messaging.model import Notification
-    rows = session.scalars(select(Notification).order_by(Notification.created_at.desc()).limit(limit))
+    stmt = select(Notification)
+    if device_id:
+        stmt = stmt.where(Notification.device_id == device_id)
+    if kind:
+        stmt = stmt.where(Notification.kind == kind)
+    if since:
+        stmt = stmt.where(Notification.created_at >= since)
+    rows = session.scalars(stmt.order_by(Notification.created_at.desc()).limit(limit))
     return [{"id": n.id, "device_id": n.device_id, "kind": n.kind, "state": n.state, "attempts": n.attempts,
              "channel": n.channel, "last_error": n.last_error, "created_at": iso(n.created_at),
              "delivered_at": iso(n.delivered_at)} for n in rows]
 
 
-def mail_outbox(session: Session, keyring, limit: int = 100, *, contents: bool = False) -> list[dict]:
-    """The mail outbox, newest first; with `contents` (development only) decrypted."""
+def mail_outbox(session: Session, keyring, limit: int = 100, *, contents: bool = False, to_hash: str | None = None,
+                kind: str | None = None, since: dt.datetime | None = None, case_id: str | None = None) -> list[dict]:
+    """The mail outbox, newest first, optionally to one (hashed) address, of one kind,
+    since a time, or about one recovery case; with `contents` (development only)
+    decrypted, with the case the mail names (`case_id`)."""
+    import re
     from cosigner.vault import SealedSecret, open_secret
     from recovery.model import MailOutbox
+    stmt = select(MailOutbox)
+    if to_hash:
+        stmt = stmt.where(MailOutbox.to_hash == to_hash)
+    if kind:
+        stmt = stmt.where(MailOutbox.kind == kind)
+    if since:
+        stmt = stmt.where(MailOutbox.created_at >= since)
     out = []
-    for row in session.scalars(select(MailOutbox).order_by(MailOutbox.created_at.desc()).limit(limit)):
+    for row in session.scalars(stmt.order_by(MailOutbox.created_at.desc()).limit(limit if not case_id else 1000)):
         item = {"id": row.id, "kind": row.kind, "state": row.state, "attempts": row.attempts,
                 "last_error": row.last_error, "to_hash": row.to_hash[:12], "created_at": iso(row.created_at)}
         if contents:
@@ -139,7 +159,11 @@ def mail_outbox(session: Session, keyring, limit: int = 100, *, contents: bool =
                 mail = json.loads(open_secret(keyring, SealedSecret(row.kek_id, row.wrapped_dek, row.ciphertext),
                                               row.id))
                 item.update(to=mail.get("to"), subject=mail.get("subject"), body=mail.get("body"))
+                named = re.search(r"Recovery case: (rcase_[0-9a-f]+)", item["body"] or "")
+                item["case_id"] = named.group(1) if named else None
             except Exception:  # a row sealed under a key we no longer hold
                 item["unreadable"] = True
+        if case_id and item.get("case_id") != case_id:
+            continue
         out.append(item)
-    return out
+    return out[:limit]

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.idempotency import idempotent
 from app.price_schemas import CurrencyQuerySchema
 from app.transaction import attempting, committing
+from app import response_schemas as rs
 from chain import restore as chain_restore
 from chain.errors import ChainError
 from cosigner import accounts, export, history, policy_service, quotas
@@ -119,7 +120,7 @@ def transactions(query, account_id):
 @bp.route("/accounts/<account_id>/export", methods=["GET"])
 @signed
 @bp.arguments(ExportQuerySchema, location="query")
-@bp.response(200)
+@bp.response(200, rs.ExportSchema)
 def export_account(query, account_id):
     """descriptors | bsms (BIP-129 record, text) | sparrow (Specter/Sparrow wallet JSON)."""
     account = accounts.get_owned(db.session, account_id, g.device.id)

@@ -16,13 +16,14 @@ from flask_smorest import Blueprint
 from admin import queries, services
 from admin.errors import OutboxUnavailable
 from admin.status import system_status
-from app.admin_schemas import (AccountLookupSchema, AuditQuerySchema, StaffCreateSchema, StaffDecisionSchema,
-                               StaffFreezeSchema, StaffRolesSchema)
+from app.admin_schemas import (AccountLookupSchema, AuditQuerySchema, MailOutboxQuerySchema, PushOutboxQuerySchema,
+                               StaffCreateSchema, StaffDecisionSchema, StaffFreezeSchema, StaffRolesSchema)
 from app.auth.staff import require, staff_required
 from app.cosigner_schemas import PolicyOutSchema, SpendSchema
 from app.deps import deps
 from app.extensions import db
 from app.transaction import committing
+from app import response_schemas as rs
 from audit import services as audit
 from cosigner import policy_service, spends
 from cosigner.errors import AccountNotFound
@@ -55,7 +56,7 @@ def token_out(t) -> dict:
 # -- who am I, status ---------------------------------------------------------------------------
 @bp.route("/me", methods=["GET"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.StaffMeSchema)
 def me():
     """The calling staff member: id, roles, credential kind and scopes."""
     p = g.staff
@@ -65,7 +66,7 @@ def me():
 
 @bp.route("/status", methods=["GET"])
 @staff_required("status:read")
-@bp.response(200)
+@bp.response(200, rs.StaffStatusSchema)
 def status():
     """Database, broker queue depths, workers seen recently, beat's last run, bitcoind
     reachability, chain tip height and age, chain-watcher lag."""
@@ -77,7 +78,7 @@ def status():
 @bp.route("/accounts", methods=["GET"])
 @staff_required("accounts:read")
 @bp.arguments(AccountLookupSchema, location="query")
-@bp.response(200)
+@bp.response(200, rs.AccountListSchema)
 def find_accounts(query):
     """Look accounts up by id or by the owner's device id."""
     rows = queries.find_accounts(db.session, account_id=query.get("account_id"), device_id=query.get("device_id"))
@@ -86,7 +87,7 @@ def find_accounts(query):
 
 @bp.route("/accounts/<account_id>", methods=["GET"])
 @staff_required("accounts:read")
-@bp.response(200)
+@bp.response(200, rs.AccountDetailSchema)
 def get_account(account_id):
     """An account's policy, pending changes, recent spends and recovery cases — never keys,
     descriptors or shares."""
@@ -139,7 +140,7 @@ def staff_approve(body, spend_id):
 @bp.route("/audit", methods=["GET"])
 @staff_required("audit:read")
 @bp.arguments(AuditQuerySchema, location="query")
-@bp.response(200)
+@bp.response(200, rs.AuditPageSchema)
 def audit_log(query):
     """Audit events newest first, by subject, actor, action prefix and time; page with
     `before_seq`."""
@@ -150,7 +151,7 @@ def audit_log(query):
 
 @bp.route("/audit/verify", methods=["GET"])
 @staff_required("audit:read")
-@bp.response(200)
+@bp.response(200, rs.ChainReportSchema)
 def audit_verify():
     """Walk the whole hash chain; report the first broken link (`first_broken_seq`)."""
     return queries.chain_report(db.session)
@@ -164,26 +165,36 @@ def _dev_only():
 
 @bp.route("/outbox/push", methods=["GET"])
 @staff_required("outbox:read")
-@bp.response(200)
-def push_outbox():
-    """Push notifications (content-free), newest first. Not in production."""
+@bp.arguments(PushOutboxQuerySchema, location="query")
+@bp.response(200, rs.PushOutboxSchema)
+def push_outbox(query):
+    """Push notifications (content-free), newest first; by device, kind, since. Not in production."""
     _dev_only()
-    return {"notifications": queries.push_outbox(db.session)}
+    return {"notifications": queries.push_outbox(db.session, query["limit"], device_id=query.get("device_id"),
+                                                 kind=query.get("kind"), since=query.get("since"))}
 
 
 @bp.route("/outbox/mail", methods=["GET"])
 @staff_required("outbox:read")
-@bp.response(200)
-def mail_outbox():
-    """Outgoing mail, newest first, decrypted (development only: 404 in production)."""
+@bp.arguments(MailOutboxQuerySchema, location="query")
+@bp.response(200, rs.MailOutboxSchema)
+def mail_outbox(query):
+    """Outgoing mail, newest first, decrypted; by recipient address, kind, since, recovery
+    case (development only: 404 in production)."""
     _dev_only()
-    return {"mails": queries.mail_outbox(db.session, deps().cosigner.keyring, contents=True)}
+    to_hash = None
+    if query.get("email"):
+        from recovery.secrets_box import email_hash, email_key, normalize_email
+        to_hash = email_hash(email_key(deps().settings.secret_key), normalize_email(query["email"]) or "")
+    return {"mails": queries.mail_outbox(db.session, deps().cosigner.keyring, query["limit"], contents=True,
+                                         to_hash=to_hash, kind=query.get("kind"), since=query.get("since"),
+                                         case_id=query.get("case_id"))}
 
 
 # -- staff and tokens ---------------------------------------------------------------------------
 @bp.route("/staff", methods=["GET"])
 @staff_required("staff:manage")
-@bp.response(200)
+@bp.response(200, rs.StaffListSchema)
 def list_staff():
     return {"staff": [staff_out(m) for m in services.list_staff(db.session)]}
 
@@ -191,7 +202,7 @@ def list_staff():
 @bp.route("/staff", methods=["POST"])
 @staff_required("staff:manage")
 @bp.arguments(StaffCreateSchema)
-@bp.response(201)
+@bp.response(201, rs.StaffMemberSchema)
 def create_staff(body):
     """A new member with an initial password; TOTP is enrolled at their first login."""
     with committing():
@@ -202,7 +213,7 @@ def create_staff(body):
 @bp.route("/staff/<staff_id>/roles", methods=["PUT"])
 @staff_required("staff:manage")
 @bp.arguments(StaffRolesSchema)
-@bp.response(200)
+@bp.response(200, rs.StaffMemberSchema)
 def set_roles(body, staff_id):
     with committing():
         return staff_out(services.set_roles(db.session, staff_id, body["roles"], by=g.staff.actor, now=utcnow()))
@@ -210,7 +221,7 @@ def set_roles(body, staff_id):
 
 @bp.route("/staff/<staff_id>/disable", methods=["POST"])
 @staff_required("staff:manage")
-@bp.response(200)
+@bp.response(200, rs.StaffMemberSchema)
 def disable_staff(staff_id):
     """Disable: ends the member's sessions and revokes their tokens. Idempotent."""
     with committing():
@@ -219,7 +230,7 @@ def disable_staff(staff_id):
 
 @bp.route("/staff/<staff_id>/reset-totp", methods=["POST"])
 @staff_required("staff:manage")
-@bp.response(200)
+@bp.response(200, rs.StaffMemberSchema)
 def reset_totp(staff_id):
     """Forget the member's TOTP: they enroll again at their next login."""
     with committing():
@@ -228,7 +239,7 @@ def reset_totp(staff_id):
 
 @bp.route("/tokens", methods=["GET"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.TokenListSchema)
 def list_tokens():
     """Your API tokens (admins: everyone's)."""
     owner = None if g.staff.may("staff:manage") else g.staff_id
@@ -237,7 +248,7 @@ def list_tokens():
 
 @bp.route("/tokens/<token_id>", methods=["DELETE"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.TokenSchema)
 def revoke_token(token_id):
     """Revoke one of your tokens (admins: anyone's). Idempotent."""
     owner = None if g.staff.may("staff:manage") else g.staff_id

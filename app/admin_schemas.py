@@ -39,6 +39,21 @@ class AuditQuerySchema(StrictSchema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
+class OutboxQuerySchema(StrictSchema):
+    kind = fields.String(validate=validate.Length(max=64))
+    since = fields.AwareDateTime(default_timezone=None)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class PushOutboxQuerySchema(OutboxQuerySchema):
+    device_id = fields.String(validate=_ID)
+
+
+class MailOutboxQuerySchema(OutboxQuerySchema):
+    email = fields.String(validate=validate.Length(min=3, max=254), metadata={"description": "the recipient address"})
+    case_id = fields.String(validate=_ID, metadata={"description": "mails about this recovery case"})
+
+
 class StaffCreateSchema(StrictSchema):
     staff_id = fields.String(required=True, validate=validate.Length(min=3, max=32))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=12, max=256))

@@ -5,11 +5,16 @@ from __future__ import annotations
 from flask_smorest import Api
 
 from app.errors import http_exception_response
+from app.schemas import ErrorSchema
 
 
 class CustosApi(Api):
     """flask-smorest's Api with our error envelope for HTTP errors (keeps `Allow` on 405
-    and `Retry-After` on 429, which the stock handler drops)."""
+    and `Retry-After` on 429, which the stock handler drops) and in the document: every
+    error response (`default`, 422 and the per-status ones) is `ErrorSchema`, the
+    envelope the server really sends."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):
         return http_exception_response(error)

@@ -15,6 +15,7 @@ from app.recovery_api import iso
 from app.recovery_schemas import BackupSchema
 from app.schemas import MAX_SAFE_INT
 from app.transaction import committing
+from app import response_schemas as rs
 from cosigner import accounts
 from recovery import backups
 from recovery.errors import BackupError
@@ -47,7 +48,7 @@ def backup_out(row, with_blob: bool) -> dict:
 @large_body
 @signed
 @bp.arguments(BackupSchema)
-@bp.response(201)
+@bp.response(201, rs.BackupOutSchema)
 def put_backup(body, account_id):
     """Store a new version (strictly above the latest; re-sending the latest is a no-op)."""
     try:
@@ -63,7 +64,7 @@ def put_backup(body, account_id):
 
 @bp.route("/accounts/<account_id>/backups/latest", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.BackupOutSchema)
 def latest_backup(account_id):
     account = accounts.get_owned(db.session, account_id, g.device.id)
     return backup_out(backups.get(db.session, account), with_blob=True)
@@ -71,7 +72,7 @@ def latest_backup(account_id):
 
 @bp.route(f"/accounts/<account_id>/backups/<int(max={MAX_SAFE_INT}):version>", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.BackupOutSchema)
 def backup_version(account_id, version):
     account = accounts.get_owned(db.session, account_id, g.device.id)
     return backup_out(backups.get(db.session, account, version), with_blob=True)

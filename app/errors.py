@@ -25,8 +25,8 @@ from cosigner.quotas import QuotaExceeded as AccountQuotaExceeded, RestoresExcee
 from devices.errors import DeviceNotFound, DeviceRevoked, InvalidPublicKey, KeyAlreadyRegistered
 from messaging.errors import (ContactNotFound, InvalidEnvelope, InvalidKeys, InvalidRequest, InviteExpired,
                               InviteNotFound, KeysNotFound, NotPermitted, OwnInvite, RecipientNotFound)
-from messaging.errors import QuotaExceeded as MessagingQuotaExceeded
-from recovery.errors import BackupQuotaExceeded
+from messaging.errors import QuotaExceeded as MessagingQuotaExceeded, TooLarge as MessagingTooLarge
+from recovery.errors import BackupQuotaExceeded, TooLarge as RecoveryTooLarge
 from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseClosed, CaseNotFound, CaseStateError,
                              InvalidScheme, InvalidShare, NotConfigured, NotHolder, OtpRejected, ProofInvalid,
                              RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
@@ -87,6 +87,8 @@ ERRORS: dict[type[BaseException], int] = {
     OwnInvite: 409,
     ContactNotFound: 404,
     MessagingQuotaExceeded: 409,
+    MessagingTooLarge: 422,
+    RecoveryTooLarge: 422,
     RecoveryError: 400,
     InvalidScheme: 400,
     InvalidShare: 400,

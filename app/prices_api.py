@@ -9,6 +9,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.fiat import requested_currency
 from app.price_schemas import CurrencyQuerySchema, PriceSchema
+from app.schemas import ErrorSchema
 from prices import store
 from store.base import utcnow
 
@@ -19,7 +20,7 @@ bp = Blueprint("prices", __name__, url_prefix="/v1", description="BTC prices")
 @signed
 @bp.arguments(CurrencyQuerySchema, location="query")
 @bp.response(200, PriceSchema)
-@bp.alt_response(503, description="No price is known for the currency (`price_unavailable`)")
+@bp.alt_response(503, schema=ErrorSchema, description="No price is known for the currency (`price_unavailable`)")
 def get_price(query):
     """The price of 1 BTC in `currency` (default: the first of PRICE_CURRENCIES): the
     median of the providers' fresh, agreeing answers, its sources, `as_of` and whether it

@@ -11,6 +11,7 @@ from app.extensions import db
 from app.recovery_api import b64, iso, rctx
 from app.recovery_schemas import AdminListQuerySchema
 from app.transaction import committing
+from app import response_schemas as rs
 from recovery import cases, responses, staff
 from store.base import utcnow
 
@@ -37,7 +38,7 @@ def admin_case_out(case, with_trail: bool = False) -> dict:
 @bp.route("/recoveries", methods=["GET"])
 @staff_required
 @bp.arguments(AdminListQuerySchema, location="query")
-@bp.response(200)
+@bp.response(200, rs.StaffCaseListSchema)
 def list_cases(query):
     """Cases naming an account (decoys for unknown emails are not listed), newest first."""
     return {"cases": [admin_case_out(c) for c in staff.list_cases(db.session, query["state"], query["limit"])]}
@@ -45,14 +46,14 @@ def list_cases(query):
 
 @bp.route("/recoveries/<case_id>", methods=["GET"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.StaffCaseSchema)
 def get_case(case_id):
     return admin_case_out(cases.get(db.session, case_id), with_trail=True)
 
 
 @bp.route("/recoveries/<case_id>/verify-identity", methods=["POST"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.StaffCaseSchema)
 def verify_identity(case_id):
     """Identity verified out of band instead of the OTP; the security delay still applies."""
     with committing():
@@ -61,7 +62,7 @@ def verify_identity(case_id):
 
 @bp.route("/recoveries/<case_id>/approve-release", methods=["POST"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.StaffCaseSchema)
 def approve_release(case_id):
     """One approval of an early release; the second, by a different staff member,
     releases the operator's share before the delay ends."""
@@ -71,7 +72,7 @@ def approve_release(case_id):
 
 @bp.route("/recoveries/<case_id>/cancel", methods=["POST"])
 @staff_required
-@bp.response(200)
+@bp.response(200, rs.StaffCaseSchema)
 def cancel_case(case_id):
     with committing():
         return admin_case_out(staff.cancel(db.session, case_id, g.staff_id, utcnow()))

@@ -18,6 +18,7 @@ from app.ratelimit import client_ip, hit
 from app.recovery_schemas import (CancelQuerySchema, CustodyAnswerSchema, OtpSchema, SealedShareSchema, SetupSchema,
                                   SignatureSchema, StartSchema, SweepSchema)
 from app.transaction import committing
+from app import response_schemas as rs
 from cosigner import accounts
 from recovery import cases, complete as completion, custody, responses, setup as setups, sweep
 from recovery import permissions  # noqa: F401  (registers the messaging rule)
@@ -80,7 +81,7 @@ def setup_out(setup, now) -> dict:
 @bp.route("/accounts/<account_id>/recovery", methods=["PUT"])
 @signed
 @bp.arguments(SetupSchema)
-@bp.response(200)
+@bp.response(200, rs.SetupOutSchema)
 def put_setup(body, account_id):
     """Register or replace (atomically) the account's SLIP-39 recovery setup: scheme,
     the operator's share (stored encrypted), holders with their custody keys, the OTP
@@ -94,7 +95,7 @@ def put_setup(body, account_id):
 
 @bp.route("/accounts/<account_id>/recovery", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.SetupOutSchema)
 def get_setup(account_id):
     """Holders, whether each proved custody recently, and the account's status:
     nominal / critical / at_risk."""
@@ -102,9 +103,32 @@ def get_setup(account_id):
     return setup_out(setups.current(db.session, account.id), utcnow())
 
 
+CUSTODY_CHECKS = "6/hour"      # owner-requested custody checks per account (each messages every holder)
+
+
+@bp.route("/accounts/<account_id>/recovery/custody-check", methods=["POST"])
+@signed
+@bp.response(200, rs.CustodyCheckSchema)
+def custody_check(account_id):
+    """Challenge every device holder now (after a setup the status stays `at_risk` until
+    holders answer; the daily job does the same). The previous unanswered challenge
+    message of each holder is replaced. At most 6 an hour per account."""
+    d = deps()
+    now = utcnow()
+    with committing():
+        account = accounts.get_owned(db.session, account_id, g.device.id)
+        setup = setups.current(db.session, account.id)
+        retry = hit(d.limiter, CUSTODY_CHECKS, "custody-check", account.id)
+        if retry is not None:
+            raise RateLimited("custody checks are limited per account; retry later",
+                              headers={"Retry-After": str(retry)}, details={"retry_after": retry})
+        challenged = custody.challenge_setup(db.session, rctx(), setup, actor=g.device.id, now=now)
+        return {"account_id": account.id, "challenged": challenged, "status": setup.custody_status}
+
+
 @bp.route("/custody/challenges", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.ChallengeListSchema)
 def custody_challenges():
     """Open custody challenges for the calling holder device."""
     return iso({"challenges": [{"holder_id": h.id, "challenge": b64(h.challenge), "challenged_at": h.challenged_at}
@@ -114,7 +138,7 @@ def custody_challenges():
 @bp.route("/custody/challenges/<holder_id>", methods=["POST"])
 @signed
 @bp.arguments(CustodyAnswerSchema)
-@bp.response(200)
+@bp.response(200, rs.CustodyProvenSchema)
 def custody_answer(body, holder_id):
     """Answer a challenge with the custody key's signature over
     "custos-custody-proof-v1\\0" ‖ holder id ‖ "\\0" ‖ challenge."""
@@ -148,7 +172,7 @@ def case_out(case) -> dict:
 @bp.route("/recoveries", methods=["POST"])
 @signed
 @bp.arguments(StartSchema)
-@bp.response(202)
+@bp.response(202, rs.CaseOutSchema)
 def start(body):
     """Start a recovery from a newly registered device. The answer is the same whether
     or not the email is registered; if it is, a 6-digit code (10 minutes) is emailed.
@@ -173,7 +197,7 @@ def start(body):
 
 @bp.route("/recoveries/<case_id>", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.CaseOutSchema)
 def get_case(case_id):
     """State, deadlines, the sealed contact shares received and, once released, the
     operator's share sealed to the requester's key."""
@@ -183,7 +207,7 @@ def get_case(case_id):
 @bp.route("/recoveries/<case_id>/otp", methods=["POST"])
 @signed
 @bp.arguments(OtpSchema)
-@bp.response(200)
+@bp.response(200, rs.CaseOutSchema)
 def verify_otp(body, case_id):
     """Verify the emailed code: the case moves to collecting and the security delay
     starts. A wrong code uses one of 5 attempts; the fifth fails the case."""
@@ -202,7 +226,7 @@ def verify_otp(body, case_id):
 
 @bp.route("/recoveries/<case_id>/otp/resend", methods=["POST"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.CaseOutSchema)
 def resend_otp(case_id):
     """Send a new code (the old one stops working); at most one per 30 seconds."""
     with committing():
@@ -211,7 +235,7 @@ def resend_otp(case_id):
 
 @bp.route("/recoveries/requests", methods=["GET"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.HolderRequestListSchema)
 def holder_requests():
     """Open cases where the caller holds a share (with the requester's sealing key and
     the verification phrase to compare by phone)."""
@@ -222,7 +246,7 @@ def holder_requests():
 @bp.route("/recoveries/<case_id>/shares", methods=["POST"])
 @signed
 @bp.arguments(SealedShareSchema)
-@bp.response(201)
+@bp.response(201, rs.HolderResponseSchema)
 def give_share(body, case_id):
     """Hand in your share sealed (NaCl sealed box) to the requester's sealing key."""
     sealed = unb64(body["sealed_share"], "sealed_share", "invalid_sealed_share")
@@ -233,7 +257,7 @@ def give_share(body, case_id):
 
 @bp.route("/recoveries/<case_id>/decline", methods=["POST"])
 @signed
-@bp.response(200)
+@bp.response(200, rs.HolderResponseSchema)
 def decline(case_id):
     with committing():
         row = responses.respond(db.session, rctx(), case_id, g.device.id, sealed=None, now=utcnow())
@@ -243,10 +267,11 @@ def decline(case_id):
 @bp.route("/recoveries/<case_id>", methods=["DELETE"])
 @signed
 @bp.arguments(CancelQuerySchema, location="query")
-@bp.response(200)
+@bp.response(200, rs.CaseStateSchema)
 def cancel(query, case_id):
     """An existing device of the account cancels (contests) the recovery; `?freeze=true`
-    also asks for the account to be frozen. Nothing is released."""
+    also asks for the account to be frozen. The requester may withdraw its own case the
+    same way (the owner and asked holders are told). Nothing is released."""
     with committing():
         case = cases.cancel(db.session, rctx(), case_id, g.device.id, freeze=query["freeze"], now=utcnow())
         return {"case_id": case.id, "state": case.state}
@@ -255,7 +280,7 @@ def cancel(query, case_id):
 @bp.route("/recoveries/<case_id>/complete", methods=["POST"])
 @signed
 @bp.arguments(SignatureSchema)
-@bp.response(200)
+@bp.response(200, rs.CompletedSchema)
 def complete(body, case_id):
     """Prove the rebuilt recovery key; the caller becomes the account's owner, the old
     devices are revoked and the account enters recovery-sweep mode."""

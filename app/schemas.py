@@ -61,10 +61,14 @@ class DeviceSchema(Schema):
 
 
 class ErrorBodySchema(Schema):
-    code = fields.String(required=True)
-    message = fields.String(required=True)
-    details = fields.Dict()
+    class Meta:
+        ordered = True
+    code = fields.String(required=True, metadata={"description": "machine-readable, e.g. `validation_error`, "
+                                                                "`signature_invalid`, `policy_denied`"})
+    message = fields.String(required=True, metadata={"description": "for people; never quotes a secret"})
+    details = fields.Dict(required=True, metadata={"description": "code-specific; `{}` when there is nothing to add"})
 
 
 class ErrorSchema(Schema):
+    """The one error envelope: `{"error": {"code", "message", "details"}}`."""
     error = fields.Nested(ErrorBodySchema, required=True)

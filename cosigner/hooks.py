@@ -8,6 +8,9 @@
   signing; e.g. sweep mode refuses anything but a sweep to the new owner's account.
 - `is_sweep(session, account, intent)`: True when this spend is the recovery sweep
   (the policy engine lets it through a freeze).
+- `check_build(session, account)`: every registered guard may refuse to build a normal
+  spend at all (raise a CosignerError with a code); e.g. an account in recovery-sweep
+  mode refuses with `sweep_mode` before any coin is reserved.
 
 Registration happens at import time of the registering module (`register_*`).
 """
@@ -18,6 +21,7 @@ from typing import Callable
 _signer_roles: list[Callable] = []
 _submit_guards: list[Callable] = []
 _sweep_checks: list[Callable] = []
+_build_guards: list[Callable] = []
 
 
 def register_signer_role(fn: Callable) -> Callable:
@@ -33,6 +37,16 @@ def register_submit_guard(fn: Callable) -> Callable:
 def register_sweep_check(fn: Callable) -> Callable:
     _sweep_checks.append(fn)
     return fn
+
+
+def register_build_guard(fn: Callable) -> Callable:
+    _build_guards.append(fn)
+    return fn
+
+
+def check_build(session, account) -> None:
+    for fn in _build_guards:
+        fn(session, account)
 
 
 def signer_role(session, account) -> str:

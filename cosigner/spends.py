@@ -68,6 +68,7 @@ def create(session: Session, ctx: CosignerContext, account: Account, *, outputs:
     preview. All in the caller's transaction: a refusal reserves nothing."""
     if account.watch_only:
         raise WatchOnly("a watch-only account cannot spend")
+    hooks.check_build(session, account)
     if fee_rate is not None and not MIN_FEE_RATE <= fee_rate <= MAX_FEE_RATE_REQUEST:
         raise InvalidDescriptor(f"fee_rate must be {MIN_FEE_RATE}..{MAX_FEE_RATE_REQUEST} sat/vB", code="invalid_fee_rate")
     spend_build.validate_request(outputs, subtract_fee_from)

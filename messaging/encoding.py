@@ -8,7 +8,9 @@ import binascii
 def b64decode(value, *, what: str, error, min_len: int = 1, max_len: int | None = None,
               exact: int | None = None) -> bytes:
     """Decode standard base64 (padding required, no whitespace); raise `error(message)`
-    naming `what` (never quoting the value) when malformed or the wrong length."""
+    naming `what` (never quoting the value) when malformed or the wrong length — except
+    over `max_len`, which is a size limit: TooLarge (422 validation_error, the one rule
+    for limits)."""
     if not isinstance(value, str):
         raise error(f"{what} must be a base64 string")
     try:
@@ -20,7 +22,8 @@ def b64decode(value, *, what: str, error, min_len: int = 1, max_len: int | None 
     if len(raw) < min_len:
         raise error(f"{what} must not be empty")
     if max_len is not None and len(raw) > max_len:
-        raise error(f"{what} must decode to at most {max_len} bytes")
+        from messaging.errors import TooLarge
+        raise TooLarge(f"{what} must decode to at most {max_len} bytes", field=what, max_bytes=max_len)
     return raw
 
 

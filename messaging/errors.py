@@ -22,6 +22,15 @@ class QuotaExceeded(MessagingError):
         self.details = details or {}
 
 
+class TooLarge(MessagingError):
+    """A field over its documented size (422 validation_error, `details` {field, max_bytes})."""
+    code = "validation_error"
+
+    def __init__(self, message: str, *, field: str, max_bytes: int):
+        super().__init__(message)
+        self.details = {"field": field, "max_bytes": max_bytes}
+
+
 class InvalidKeys(MessagingError):
     """A key upload is malformed (bad encoding, bad signature, too many keys)."""
     code = "invalid_keys"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from devices.model import Device
 from messaging.encoding import b64decode
-from messaging.errors import InvalidEnvelope, InvalidRequest, NotPermitted, RecipientNotFound
+from messaging.errors import InvalidEnvelope, InvalidRequest, NotPermitted, RecipientNotFound, TooLarge
 from messaging.limits import (MAX_ACK, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID, MAX_MESSAGE_BYTES,
                              MAX_MESSAGE_TYPE)
 from messaging.model import Message
@@ -86,7 +86,14 @@ def parse_envelopes(items) -> list[Envelope]:
         raise InvalidEnvelope("`messages` must be a non-empty list")
     if len(items) > MAX_ENVELOPES_PER_REQUEST:
         raise InvalidEnvelope(f"at most {MAX_ENVELOPES_PER_REQUEST} envelopes per request")
-    return [parse_envelope(i) for i in items]
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse_envelope(item))
+        except TooLarge as exc:
+            exc.details["field"] = f"messages[{i}].{exc.details['field']}"
+            raise
+    return out
 
 
 def send(session: Session, sender_id: str, envelopes: list[Envelope], *, now: dt.datetime,

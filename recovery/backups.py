@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from cosigner.model import Account, Spend
-from recovery.errors import BackupConflict, BackupError, BackupNotFound, BackupQuotaExceeded
+from recovery.errors import BackupConflict, BackupError, BackupNotFound, BackupQuotaExceeded, TooLarge
 from recovery.limits import BACKUP_REMINDER_REPEAT, KEEP_BACKUPS, MAX_BACKUP_BYTES, MAX_BACKUPS_PER_HOUR
 from recovery.model import Backup, RecoveryAccountState, RecoverySetup
 
@@ -24,8 +24,10 @@ def put(session: Session, account: Account, device_id: str, *, version, blob: by
     for re-uploading the latest version with the same digest."""
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 2**62:
         raise BackupError("version must be a positive integer", code="invalid_version")
-    if not blob or len(blob) > MAX_BACKUP_BYTES:
-        raise BackupError(f"the blob must be 1..{MAX_BACKUP_BYTES} bytes", code="backup_too_large")
+    if len(blob or b"") > MAX_BACKUP_BYTES:
+        raise TooLarge(f"the blob must be at most {MAX_BACKUP_BYTES} bytes", field="blob", max_bytes=MAX_BACKUP_BYTES)
+    if not blob:
+        raise BackupError("the blob must not be empty", code="invalid_backup")
     digest = hashlib.sha256(blob).hexdigest()
     if not isinstance(sha256, str) or sha256.lower() != digest:
         raise BackupError("sha256 does not match the blob", code="digest_mismatch")

@@ -102,7 +102,7 @@ def start(session: Session, ctx: RecoveryContext, *, device_id: str, email, seal
     session.add(case)
     session.flush()
     if setup is not None:
-        _send_code(session, ctx, setup, issued.code, now)
+        _send_code(session, ctx, setup, issued.code, now, case.id)
         _audit(session, case, device_id, "requested", now)
         _schedule_next(session, case)
     else:
@@ -120,16 +120,17 @@ def _decoy_work(session: Session, ctx: RecoveryContext, case: RecoveryCase, code
     decoy = RecoverySetup(id=decoy_id, email_hash=case.email_hash, email_kek_id=sealed.kek_id,
                           email_wrapped_dek=sealed.wrapped_dek, email_ciphertext=sealed.ciphertext)
     with session.begin_nested() as savepoint:
-        _send_code(session, ctx, decoy, code, now)
+        _send_code(session, ctx, decoy, code, now, case.id)
         _audit(session, case, case.requester_device_id, "requested", now)
         _schedule_next(session, case, decoy=True)
         savepoint.rollback()
 
 
-def _send_code(session, ctx, setup, code: str, now) -> None:
+def _send_code(session, ctx, setup, code: str, now, case_id: str) -> None:
+    """The OTP mail; it names its case (several cases may be open for one address)."""
     from recovery.notices import mail
-    mail(session, ctx, setup, "recovery_otp", "Your Custos recovery code",
-         f"Someone asked to recover your Custos wallet on a new phone.\n\nCode: {code}\n\n"
+    mail(session, ctx, setup, "recovery_otp", f"Your Custos recovery code (case {case_id[-8:]})",
+         f"Someone asked to recover your Custos wallet on a new phone.\n\nCode: {code}\nRecovery case: {case_id}\n\n"
          "It expires in 10 minutes. If this was not you, open the app on your phone and cancel the recovery.", now)
 
 
@@ -144,7 +145,7 @@ def resend(session: Session, ctx: RecoveryContext, case_id, device_id: str, now:
     case.otp_hash, case.otp_sent_at, case.otp_expires_at, case.updated_at = issued.hash, now, issued.expires_at, now
     setup = _setup(session, case)
     if setup is not None:
-        _send_code(session, ctx, setup, issued.code, now)
+        _send_code(session, ctx, setup, issued.code, now, case.id)
     return case
 
 
@@ -317,9 +318,12 @@ def cancel(session: Session, ctx: RecoveryContext, case_id, device_id: str, *, f
            now: dt.datetime) -> RecoveryCase:
     """An old device (the account's owner) contests the case: cancelled, nothing is
     released. With `freeze`, the freeze request is audited and handed to the policy
-    engine's freeze when it exists. Idempotent for an already cancelled case."""
+    engine's freeze when it exists. The requester may withdraw its own case instead
+    (`withdraw`). Idempotent for an already cancelled case."""
     case = get(session, case_id, lock=True)
     account = session.get(Account, case.account_id) if case.account_id else None
+    if case.requester_device_id == device_id and (account is None or account.owner_device_id != device_id):
+        return withdraw(session, ctx, case, device_id, now)
     if account is None or account.owner_device_id != device_id:
         raise CaseNotFound("no such recovery case")
     if case.state == "cancelled":
@@ -332,6 +336,33 @@ def cancel(session: Session, ctx: RecoveryContext, case_id, device_id: str, *, f
     push(session, case.requester_device_id, "recovery_cancelled", now)
     if freeze:
         request_freeze(session, account, device_id, now)
+    return case
+
+
+def withdraw(session: Session, ctx: RecoveryContext, case: RecoveryCase, device_id: str,
+             now: dt.datetime) -> RecoveryCase:
+    """The requester gives up its own case: cancelled (`withdrawn_by_requester`), nothing
+    released; audited, and the owner and the holders who were asked are told (push and a
+    system message). A decoy case closes the same way, silently. Idempotent."""
+    if case.state == "cancelled":
+        return case
+    if case.state not in machine.OPEN_STATES:
+        raise CaseClosed(f"this recovery case is {case.state}", details={"state": case.state})
+    asked = case.state in machine.CONTACT_STATES
+    case.otp_hash = None
+    _move(session, case, "cancelled", now, by=device_id, reason="withdrawn_by_requester")
+    if case.account_id is None:
+        return case
+    _audit(session, case, device_id, "withdrawn", now)
+    from recovery.notices import push, system_message
+    note = {"type": "recovery_withdrawn", "case_id": case.id}
+    account = session.get(Account, case.account_id)
+    push(session, account.owner_device_id, "recovery_cancelled", now)
+    if asked:
+        for holder in session.scalars(select(RecoveryHolder).where(RecoveryHolder.setup_id == case.setup_id,
+                                                                   RecoveryHolder.kind == "device")):
+            if holder.device_id != device_id:
+                system_message(session, ctx, holder.device_id, {**note, "holder_id": holder.id}, now)
     return case
 
 

@@ -49,22 +49,42 @@ def refresh_status(session: Session, setup: RecoverySetup, now: dt.datetime, *, 
     return status
 
 
+def _challenge(session: Session, ctx, holder: RecoveryHolder, now: dt.datetime) -> None:
+    """A fresh challenge for one device holder: pushed, and a system message that
+    replaces the holder's previous unanswered challenge message (they never pile up)."""
+    from recovery.notices import system_message
+    holder.challenge, holder.challenged_at = os.urandom(CHALLENGE_BYTES), now
+    system_message(session, ctx, holder.device_id, {"type": "custody_challenge", "holder_id": holder.id,
+                                                    "challenge": base64.b64encode(holder.challenge).decode()},
+                   now, replaces={"type": "custody_challenge", "holder_id": holder.id})
+
+
 def challenge_all(session: Session, ctx, now: dt.datetime) -> int:
     """Give every device holder a fresh challenge, push it and leave a system message.
     Then refresh every account's status (answers older than the max age stop counting).
     Returns the number of challenges issued. Safe to run twice (a new challenge simply
-    replaces the old one)."""
-    from recovery.notices import system_message
+    replaces the old one, message included)."""
     count = 0
     for holder in session.scalars(select(RecoveryHolder).where(RecoveryHolder.kind == "device")):
-        holder.challenge, holder.challenged_at = os.urandom(CHALLENGE_BYTES), now
-        system_message(session, ctx, holder.device_id, {"type": "custody_challenge", "holder_id": holder.id,
-                                                        "challenge": base64.b64encode(holder.challenge).decode()},
-                       now)
+        _challenge(session, ctx, holder, now)
         count += 1
     for setup in session.scalars(select(RecoverySetup)):
         refresh_status(session, setup, now)
     return count
+
+
+def challenge_setup(session: Session, ctx, setup: RecoverySetup, *, actor: str, now: dt.datetime) -> int:
+    """The owner asks for a custody check now (after a setup, instead of waiting for the
+    daily job): every device holder of `setup` gets a fresh challenge. Audited. Returns
+    how many were challenged."""
+    holders = list(session.scalars(select(RecoveryHolder).where(RecoveryHolder.setup_id == setup.id,
+                                                                RecoveryHolder.kind == "device")))
+    for holder in holders:
+        _challenge(session, ctx, holder, now)
+    refresh_status(session, setup, now, notify_owner=False)
+    audit.record(session, actor=actor, action="recovery.custody_check", subject=setup.account_id,
+                 details={"challenged": len(holders)}, now=now)
+    return len(holders)
 
 
 def pending(session: Session, device_id: str) -> list[RecoveryHolder]:

@@ -76,6 +76,14 @@ class BackupConflict(RecoveryError):
     code = "backup_version_conflict"
 
 
+class TooLarge(RecoveryError):
+    """A field over its documented size (422 validation_error, `details` {field, max_bytes})."""
+    code = "validation_error"
+
+    def __init__(self, message: str, *, field: str, max_bytes: int):
+        super().__init__(message, details={"field": field, "max_bytes": max_bytes})
+
+
 class BackupQuotaExceeded(RecoveryError):
     """Too many new backup versions for one account in the last hour (429, retry_after)."""
     code = "backup_quota_exceeded"

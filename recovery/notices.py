@@ -28,10 +28,24 @@ def push(session: Session, device_id: str, kind: str, now: dt.datetime) -> None:
     notify(session, device_id, kind, now)
 
 
-def system_message(session: Session, ctx: RecoveryContext, device_id: str, payload: dict, now: dt.datetime) -> None:
-    """Queue a server-authored message for `device_id` and wake it with a push."""
+def system_message(session: Session, ctx: RecoveryContext, device_id: str, payload: dict, now: dt.datetime, *,
+                   replaces: dict | None = None) -> None:
+    """Queue a server-authored message for `device_id` and wake it with a push. With
+    `replaces`, undelivered system messages of the device whose payload has all those
+    key/values are deleted first (a new custody challenge replaces the unanswered one)."""
     from messaging.model import Message
     from messaging.notify import SYNC
+    if replaces:
+        from sqlalchemy import select
+        for old in session.scalars(select(Message).where(Message.recipient_id == device_id,
+                                                         Message.sender_id == SYSTEM_SENDER,
+                                                         Message.type == SYSTEM_MESSAGE_TYPE)):
+            try:
+                body = json.loads(old.ciphertext)
+            except ValueError:
+                continue
+            if isinstance(body, dict) and all(body.get(k) == v for k, v in replaces.items()):
+                session.delete(old)
     session.add(Message(guid=str(uuid.uuid4()), recipient_id=device_id, sender_id=SYSTEM_SENDER,
                         type=SYSTEM_MESSAGE_TYPE, ciphertext=json.dumps(payload, sort_keys=True).encode(),
                         server_timestamp=now, expires_at=now + ctx.message_ttl))

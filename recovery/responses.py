@@ -13,7 +13,7 @@ from audit import services as audit
 from recovery import machine
 from recovery.cases import advance, get
 from recovery.context import RecoveryContext
-from recovery.errors import CaseClosed, CaseStateError, InvalidShare, NotHolder
+from recovery.errors import CaseClosed, CaseStateError, InvalidShare, NotHolder, TooLarge
 from recovery.limits import MAX_SEALED_SHARE_BYTES
 from recovery.model import RecoveryCase, RecoveryHolder, RecoveryResponse
 from recovery.secrets_box import verification_phrase
@@ -59,7 +59,10 @@ def respond(session: Session, ctx: RecoveryContext, case_id, device_id: str, *, 
         if case.state in machine.OPEN_STATES:
             raise CaseStateError("the case is not collecting shares yet", code="case_not_collecting")
         raise CaseClosed(f"this recovery case is {case.state}", details={"state": case.state})
-    if sealed is not None and not SEAL_OVERHEAD < len(sealed) <= MAX_SEALED_SHARE_BYTES:
+    if sealed is not None and len(sealed) > MAX_SEALED_SHARE_BYTES:
+        raise TooLarge(f"sealed_share must be at most {MAX_SEALED_SHARE_BYTES} bytes", field="sealed_share",
+                       max_bytes=MAX_SEALED_SHARE_BYTES)
+    if sealed is not None and not SEAL_OVERHEAD < len(sealed):
         raise InvalidShare(f"sealed_share must be a NaCl sealed box of at most {MAX_SEALED_SHARE_BYTES} bytes",
                            code="invalid_sealed_share")
     existing = session.scalar(select(RecoveryResponse).where(RecoveryResponse.case_id == case.id,

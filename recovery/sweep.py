@@ -21,7 +21,7 @@ from audit import services as audit
 from chain.model import Coin
 from cosigner import accounts, hooks
 from cosigner import descriptors as d
-from cosigner.errors import AccountNotFound, PsbtRejected
+from cosigner.errors import AccountNotFound, PsbtRejected, SpendStateError
 from cosigner.model import CANCELLABLE_STATES, Account, IssuedAddress, Spend
 from recovery.errors import SweepError
 from recovery.model import RecoveryAccountState
@@ -64,6 +64,14 @@ def _sweep_only(session, account, intent, now) -> None:
         if out.change or not destination_owned(session, state, out.script_hex, account.network):
             raise PsbtRejected("a sweep output is not an address of the new owner's account",
                                code="sweep_destination_not_owned")
+
+
+@hooks.register_build_guard
+def _no_normal_build(session, account) -> None:
+    """Sweep mode: only POST /v1/accounts/{id}/sweep builds; nothing else reserves coins."""
+    if sweeping(session, account.id) is not None:
+        raise SpendStateError("this account is in recovery-sweep mode: build the sweep with "
+                              "POST /v1/accounts/{id}/sweep", code="sweep_mode")
 
 
 @hooks.register_sweep_check

@@ -225,7 +225,7 @@ def test_send_to_unknown_device_is_404(pair):
 
 @pytest.mark.parametrize("envelope,status,code", [
     ({"ciphertext": "!!!"}, 400, "invalid_envelope"),
-    ({"ciphertext": b64(b"\0" * (64 * 1024 + 1))}, 400, "invalid_envelope"),
+    ({"ciphertext": b64(b"\0" * (64 * 1024 + 1))}, 422, "validation_error"),     # over its documented size
     ({"ciphertext": ""}, 422, "validation_error"),
     ({"ciphertext": b64(b"x"), "type": 256}, 422, "validation_error"),     # over its documented range
     ({"ciphertext": b64(b"x"), "type": "1"}, 422, "validation_error"),

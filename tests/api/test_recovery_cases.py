@@ -235,6 +235,7 @@ def test_backups_versions_digest_and_retention(world, rsettings):
     assert (e.status, e.code) == (400, "digest_mismatch")
     _age_backups(rsettings, aid)
     big = b"\0" * ((1 << 20) + 1)
-    assert err(old.put_backup, aid, 13, big).code == "backup_too_large"
+    e = err(old.put_backup, aid, 13, big)
+    assert (e.status, e.code, e.details) == (422, "validation_error", {"field": "blob", "max_bytes": 1 << 20})
     assert old.put_backup(aid, 13, b"\1" * (1 << 20))["size"] == 1 << 20
     assert err(world["contact"].get_backup, aid).status == 404

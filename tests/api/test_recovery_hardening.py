@@ -178,3 +178,66 @@ def test_the_decoy_work_leaves_no_trace(world, rsettings, rapp):
     Recoverer(other).start("nobody@example.org")
     with session_scope(rsettings.database_url) as s:
         assert (s.query(AuditEvent).count(), s.query(MailOutbox).count(), s.query(ScheduledJob).count()) == before
+
+
+# -- issue #15: custody check on demand, the requester withdraws ------------------------------------
+def test_the_owner_asks_for_a_custody_check_now_and_challenges_do_not_pile_up(world, rsettings):
+    import json
+    from messaging.model import Message
+    from recovery.notices import SYSTEM_SENDER
+    old, contact, aid = world["old"], world["contact"], world["aid"]
+    assert old.status(aid)["status"] == "at_risk"
+    first = old.call("POST", f"/v1/accounts/{aid}/recovery/custody-check")
+    assert first == {"account_id": aid, "challenged": 2, "status": "at_risk"}     # the phone and the contact
+    old.call("POST", f"/v1/accounts/{aid}/recovery/custody-check")
+    with session_scope(rsettings.database_url) as s:
+        bodies = [json.loads(m.ciphertext) for m in s.scalars(select(Message).where(
+            Message.recipient_id == contact.device_id, Message.sender_id == SYSTEM_SENDER))]
+    assert [b["type"] for b in bodies].count("custody_challenge") == 1           # replaced, not piled up
+    (challenge,) = contact.custody_challenges()
+    assert bodies[0]["challenge"] == challenge["challenge"]
+    e = err(world["contact"].call, "POST", f"/v1/accounts/{aid}/recovery/custody-check")
+    assert (e.status, e.code) == (404, "account_not_found")                       # owner only
+
+
+def test_the_requester_withdraws_its_case(world, rsettings):
+    from audit.model import AuditEvent
+    from messaging.model import Message
+    _rec, case = _verified_case(world, rsettings)
+    cid = case["case_id"]
+    assert world["new"].call("DELETE", f"/v1/recoveries/{cid}") == {"case_id": cid, "state": "cancelled"}
+    assert world["new"].case(cid)["state"] == "cancelled"
+    assert world["new"].call("DELETE", f"/v1/recoveries/{cid}")["state"] == "cancelled"     # idempotent
+    with session_scope(rsettings.database_url) as s:
+        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.subject == cid))]
+        told = [m.ciphertext for m in s.scalars(select(Message).where(Message.recipient_id == world["contact"].device_id))]
+    assert "recovery.withdrawn" in actions
+    assert any(b'"recovery_withdrawn"' in body for body in told)
+    assert world["contact"].requests() == []
+
+
+def test_a_decoy_case_is_withdrawn_the_same_way(world, rapp):
+    from tests.api.recovery_kit import device
+    other = device(rapp)
+    case = Recoverer(other).start("nobody@example.org")
+    assert other.call("DELETE", f"/v1/recoveries/{case['case_id']}") == {"case_id": case["case_id"],
+                                                                          "state": "cancelled"}
+
+
+# -- issue #15: development outboxes filter; the OTP mail names its case ----------------------------
+def test_outboxes_filter_and_the_code_mail_names_its_case(world, rsettings, rapp):
+    from tests.api.recovery_kit import staff_call
+    first = Recoverer(world["new"]).start(world["email"])
+    second = Recoverer(world["new"]).start(world["email"])
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/mail?email={world['email']}&kind=recovery_otp")
+    assert status == 200 and [m["case_id"] for m in body["mails"]] == [second["case_id"], first["case_id"]]
+    assert all(first["case_id"][-8:] in m["subject"] or second["case_id"][-8:] in m["subject"] for m in body["mails"])
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/mail?case_id={first['case_id']}")
+    assert [m["case_id"] for m in body["mails"]] == [first["case_id"]]
+    assert staff_call(rapp, "GET", "/v1/admin/outbox/mail?email=nobody@example.org")[1]["mails"] == []
+    world["old"].call("POST", f"/v1/accounts/{world['aid']}/recovery/custody-check")    # pushes to the holders
+    device_id = world["contact"].device_id
+    status, body = staff_call(rapp, "GET", f"/v1/admin/outbox/push?device_id={device_id}")
+    assert status == 200 and body["notifications"] and {n["device_id"] for n in body["notifications"]} == {device_id}
+    status, body = staff_call(rapp, "GET", "/v1/admin/outbox/push?kind=no_such_kind&since=2020-01-01T00:00:00Z")
+    assert body["notifications"] == []

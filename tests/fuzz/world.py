@@ -21,6 +21,19 @@ STAFF_ID = "fuzzer"                # a development STAFF_API_KEYS key: every rol
 EMAIL = "fuzz-owner@example.org"
 
 
+def _seed_prices(settings) -> None:
+    """A validated price for every configured currency (the refresh job never runs here;
+    without one /v1/prices rightly answers 503 price_unavailable)."""
+    import datetime as dt
+    from prices.model import CurrentPrice
+    now = utcnow()
+    with session_scope(settings.database_url) as s:
+        for currency in settings.price_currencies:
+            s.merge(CurrentPrice(currency=currency, price="60000.00", as_of=now, valid_until=now + dt.timedelta(days=1),
+                                 sources=[{"source": "fuzz", "price": "60000.00", "as_of": now.isoformat()}],
+                                 discarded=[], checked_at=now, problem=None))
+
+
 def _device(app) -> RecoveryClient:
     c = RecoveryClient("http://localhost", DeviceKey.generate(), transport=flask_transport(app))
     c.register()
@@ -64,6 +77,7 @@ def build(app, settings, chain_node, mine) -> dict:
         token_row, _token = staff.create_token(s, "zed", "fuzz", ["support"], by="cli:fuzz", now=utcnow())
         token_id = token_row.id
 
+    _seed_prices(settings)
     ids = {
         "account_id": [aid], "spend_id": [spend["spend_id"]], "device_id": [owner.device_id, contact.device_id],
         "guid": [g["guid"] for g in sent], "contact_id": [contact_row["contact_id"]],

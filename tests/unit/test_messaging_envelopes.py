@@ -21,8 +21,10 @@ def test_valid_envelope_with_default_type():
 
 def test_maximum_size_is_accepted_and_one_more_byte_is_not():
     assert len(parse_envelope({"to": "d", "ciphertext": b64(b"\0" * MAX_MESSAGE_BYTES)}).ciphertext) == MAX_MESSAGE_BYTES
-    with pytest.raises(InvalidEnvelope, match="at most"):
+    from messaging.errors import TooLarge
+    with pytest.raises(TooLarge, match="at most") as err:       # a size limit: 422 validation_error
         parse_envelope({"to": "d", "ciphertext": b64(b"\0" * (MAX_MESSAGE_BYTES + 1))})
+    assert err.value.details == {"field": "ciphertext", "max_bytes": MAX_MESSAGE_BYTES}
 
 
 @pytest.mark.parametrize("item,match", [
