@@ -1,7 +1,10 @@
 """Cosign benchmark: building a spend (`POST /v1/accounts/{id}/spends`) and submitting the
 phone's signature (`POST /v1/spends/{id}/signatures`: inspect → policy → decrypt key →
 sign → finalize → broadcast), measured separately, over real HTTP against the `make run`
-stack (gunicorn, SQLite, devnet, worker), with 1 or more concurrent clients.
+stack (gunicorn, SQLite, devnet, worker; BENCH_DATABASE_URL / BENCH_REDIS_URL for a scratch
+PostgreSQL database and a Redis db, both emptied first), with 1 or more concurrent clients.
+On SQLite concurrent submits serialize on the database's single write lock (each holds it
+from the account lock to commit); PostgreSQL locks one account row.
 
 Each client owns its own account (concurrent cosigns on one account serialize on the
 account lock by design). Phase 1: every client builds and phone-signs its spends (build
@@ -87,13 +90,25 @@ def run(args) -> dict:
     workers = args.workers or 2 * (os.cpu_count() or 1)
     var = Path(tempfile.mkdtemp(prefix="cosign-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")}
+    if os.environ.get("BENCH_DATABASE_URL"):          # e.g. a scratch PostgreSQL database (emptied here)
+        env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+    if os.environ.get("BENCH_REDIS_URL"):             # nonces, rate limits and the broker (flushed here)
+        env["REDIS_URL"] = env["BROKER_URL"] = os.environ["BENCH_REDIS_URL"]
+        import redis
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     env = embedded_env(env, var)
+    if os.environ.get("BENCH_DATABASE_URL"):
+        from tests.dbutil import truncate_all
+        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        truncate_all(env["DATABASE_URL"])
     env.update(RATELIMIT_DEVICE="1000000/minute", RATELIMIT_IP="1000000/minute", LOG_LEVEL="WARNING",
                MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
                CHAIN_WATCH_INTERVAL="1")  # the follower sees each funding block within a second
     clients = [int(c) for c in args.clients.split(",")]
     shapes = [int(i) for i in args.inputs.split(",")]
-    out: dict = {"workers": workers, "cores": os.cpu_count()}
+    out: dict = {"workers": workers, "cores": os.cpu_count(),
+                 "backend": "postgresql" if env["DATABASE_URL"].startswith("postgresql") else "sqlite"}
     os.chdir(root)
     import tools.stack as stack_mod
     stack_mod.ROOT = root  # the stack runs this tree's code
@@ -166,7 +181,8 @@ def run(args) -> dict:
 
 
 def show(r: dict, label: str = "") -> None:
-    print(f"cosign bench {label}: gunicorn {r['workers']} workers, SQLite, devnet, {r['cores']} cores")
+    print(f"cosign bench {label}: gunicorn {r['workers']} workers, {r.get('backend', 'sqlite')}, devnet, "
+          f"{r['cores']} cores")
     for key, v in r.items():
         if isinstance(v, dict):
             print(f"  {key:8s} build p50 {v['build_p50_ms']:6.1f} p99 {v['build_p99_ms']:6.1f} ms ({v['build_per_s']:5.1f}/s) | "
