@@ -98,10 +98,9 @@ def run(args) -> dict:
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     env = embedded_env(env, var)
     if os.environ.get("BENCH_DATABASE_URL"):
-        from tests.dbutil import truncate_all
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        truncate_all(env["DATABASE_URL"])
+        sys.path.insert(1, str(HERE.parent))
+        from bench.compare import reset_database
+        reset_database(env["DATABASE_URL"])      # any tree's migrations start from nothing
     env.update(RATELIMIT_DEVICE="1000000/minute", RATELIMIT_IP="1000000/minute", LOG_LEVEL="WARNING",
                MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
                CHAIN_WATCH_INTERVAL="1")  # the follower sees each funding block within a second

@@ -100,10 +100,9 @@ def run(args) -> dict:
         import redis
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     if os.environ.get("BENCH_DATABASE_URL"):
-        from tests.dbutil import truncate_all
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        truncate_all(db_url)
+        sys.path.insert(1, str(HERE.parent))
+        from bench.compare import reset_database
+        reset_database(db_url)                   # any tree's migrations start from nothing
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()
