@@ -3,7 +3,7 @@ sizes only; key encodings, signatures and ciphertext sizes are checked by the me
 package, which answers 400 with a specific code."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_dump, validate
 
 from app.schemas import StrictSchema
 from messaging.limits import (MAX_ACK, MAX_DISPLAY_NAME, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID,
@@ -85,16 +85,46 @@ class AckResultSchema(Schema):
                                                                      "(0 for guids already acknowledged)"})
 
 
+class SystemBodySchema(Schema):
+    """A system message's body (messaging.system.KINDS, version `v`). Fields per `type`:
+    recovery_started: case_id, role, holder_id (holders), sealing_key, verification_phrase,
+    delay_ends_at; recovery_withdrawn: case_id, holder_id; custody_challenge: holder_id,
+    challenge. Unknown types may appear in later versions: ignore them."""
+    v = fields.Integer(required=True, metadata={"description": "body version (1)"})
+    type = fields.String(required=True, metadata={"description": "recovery_started | recovery_withdrawn | "
+                                                                "custody_challenge"})
+    case_id = fields.String()
+    role = fields.String(metadata={"description": "owner | holder"})
+    holder_id = fields.String()
+    sealing_key = fields.String(metadata={"description": "base64 X25519"})
+    verification_phrase = fields.String()
+    delay_ends_at = fields.String(metadata={"description": "ISO 8601"})
+    challenge = fields.String(metadata={"description": "base64, 32 bytes"})
+
+
 class QueuedSchema(Schema):
+    """One queued message: an end-to-end encrypted envelope (`system: false`, base64
+    `ciphertext`), or a server-authored system message (`system: true`, from `custos`,
+    type 200, its `body` an object — no ciphertext)."""
     guid = fields.String(required=True)
     sender = fields.String(attribute="sender_id", data_key="from", required=True)
     type = fields.Integer(required=True)
-    ciphertext = fields.Method("_ciphertext", required=True)
+    system = fields.Boolean(required=True)
+    ciphertext = fields.String(metadata={"description": "base64; envelopes only"})
+    body = fields.Nested(SystemBodySchema, metadata={"description": "system messages only"})
     server_timestamp = fields.DateTime(required=True)
 
-    def _ciphertext(self, message) -> str:
+    @pre_dump
+    def _shape(self, message, **_kw) -> dict:
         from messaging.encoding import b64encode
-        return b64encode(message.ciphertext)
+        from messaging.system import decode, is_system
+        out = {"guid": message.guid, "sender_id": message.sender_id, "type": message.type,
+               "server_timestamp": message.server_timestamp}
+        if is_system(message.sender_id, message.type):
+            out.update(system=True, body=decode(message.ciphertext))
+        else:
+            out.update(system=False, ciphertext=b64encode(message.ciphertext))
+        return out
 
 
 class QueueSchema(Schema):

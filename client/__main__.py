@@ -127,7 +127,8 @@ def _run_messaging(args, client, state: Path):
             return {"guid": messenger.send(args.device_id, args.text.encode())}
         return {"messages": [{"guid": r.guid, "from": r.sender,
                               "text": r.plaintext.decode("utf-8", "replace") if r.plaintext is not None else None,
-                              "error": r.error} for r in messenger.receive()]}
+                              "error": r.error, **({"system": r.system} if r.system is not None else {})}
+                             for r in messenger.receive()]}
     finally:
         messenger.close()
 

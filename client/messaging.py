@@ -83,10 +83,14 @@ class MessagingClient(CustosClient):
 
 @dataclass(frozen=True)
 class Received:
+    """A decrypted message (`plaintext`), one that could not be decrypted (`error`), or a
+    server-authored system message (`system`: its body, e.g. {"v": 1, "type":
+    "custody_challenge", "holder_id", "challenge"})."""
     guid: str
     sender: str
     plaintext: bytes | None
     error: str | None = None
+    system: dict | None = None
 
 
 class SignalMessenger:
@@ -220,13 +224,18 @@ class SignalMessenger:
         """Fetch the whole queue, decrypt, keep each plaintext in the local store, then
         acknowledge the page in one call (so nothing is lost if we crash before the ack:
         the same guids come back and are recognised). Undecryptable messages are
-        acknowledged and reported."""
+        acknowledged and reported; system messages (`system: true`, never encrypted) are
+        returned with their body for the app to act on."""
         out: list[Received] = []
         while True:
             page = self.api.fetch_messages(limit)
             done = []
             for m in page["messages"]:
                 guid, sender = m["guid"], m["from"]
+                if m.get("system"):
+                    out.append(Received(guid, sender, None, system=m["body"]))
+                    done.append(guid)
+                    continue
                 if not self.store.has(guid):
                     try:
                         plain = self._decrypt(sender, m["type"], base64.b64decode(m["ciphertext"]))

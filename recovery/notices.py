@@ -2,15 +2,12 @@
 messages in the recipient's queue (JSON the app reads: case id, requester's sealing key,
 verification phrase — nothing secret), and mail to the account's recovery address.
 
-System messages are queue rows from sender `custos` with type SYSTEM_MESSAGE_TYPE and a
-plaintext JSON body (the server is their author, so there is nothing to end-to-end
-encrypt). Clients tell them apart by sender and type.
+System messages belong to messaging (messaging.system: sender `custos`, type 200, a
+versioned JSON body per documented kind, returned with `system: true`).
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 
 from sqlalchemy.orm import Session
 
@@ -19,8 +16,7 @@ from recovery.context import RecoveryContext
 from recovery.mailer import Mail
 from recovery.model import RecoverySetup
 
-SYSTEM_SENDER = "custos"
-SYSTEM_MESSAGE_TYPE = 200
+from messaging.system import SYSTEM_SENDER, SYSTEM_TYPE as SYSTEM_MESSAGE_TYPE  # noqa: F401  (re-exported)
 
 
 def push(session: Session, device_id: str, kind: str, now: dt.datetime) -> None:
@@ -30,27 +26,10 @@ def push(session: Session, device_id: str, kind: str, now: dt.datetime) -> None:
 
 def system_message(session: Session, ctx: RecoveryContext, device_id: str, payload: dict, now: dt.datetime, *,
                    replaces: dict | None = None) -> None:
-    """Queue a server-authored message for `device_id` and wake it with a push. With
-    `replaces`, undelivered system messages of the device whose payload has all those
-    key/values are deleted first (a new custody challenge replaces the unanswered one)."""
-    from messaging.model import Message
-    from messaging.notify import SYNC
-    if replaces:
-        from sqlalchemy import select
-        for old in session.scalars(select(Message).where(Message.recipient_id == device_id,
-                                                         Message.sender_id == SYSTEM_SENDER,
-                                                         Message.type == SYSTEM_MESSAGE_TYPE)):
-            try:
-                body = json.loads(old.ciphertext)
-            except ValueError:
-                continue
-            if isinstance(body, dict) and all(body.get(k) == v for k, v in replaces.items()):
-                session.delete(old)
-    session.add(Message(guid=str(uuid.uuid4()), recipient_id=device_id, sender_id=SYSTEM_SENDER,
-                        type=SYSTEM_MESSAGE_TYPE, ciphertext=json.dumps(payload, sort_keys=True).encode(),
-                        server_timestamp=now, expires_at=now + ctx.message_ttl))
-    session.flush()
-    push(session, device_id, SYNC, now)
+    """A system message in the recipient's queue (messaging.system owns them: versioned,
+    documented kinds, returned with `system: true`)."""
+    from messaging.system import system_message as queue
+    queue(session, device_id, payload, now, ttl=ctx.message_ttl, replaces=replaces)
 
 
 def recovery_email(ctx: RecoveryContext, setup: RecoverySetup) -> str:

@@ -241,3 +241,33 @@ def test_outboxes_filter_and_the_code_mail_names_its_case(world, rsettings, rapp
     assert status == 200 and body["notifications"] and {n["device_id"] for n in body["notifications"]} == {device_id}
     status, body = staff_call(rapp, "GET", "/v1/admin/outbox/push?kind=no_such_kind&since=2020-01-01T00:00:00Z")
     assert body["notifications"] == []
+
+
+# -- issue #15: system messages are their own thing ---------------------------------------------------
+def test_system_messages_are_marked_documented_and_surfaced_by_the_client(world, rsettings, tmp_path):
+    from client.messaging import MessagingClient, SignalMessenger
+    from messaging.system import KINDS, SYSTEM_VERSION
+    old, contact, aid = world["old"], world["contact"], world["aid"]
+    old.call("POST", f"/v1/accounts/{aid}/recovery/custody-check")
+    page = contact.call("GET", "/v1/messages")
+    (msg,) = [m for m in page["messages"] if m["system"]]
+    assert msg["from"] == "custos" and msg["type"] == 200 and "ciphertext" not in msg
+    assert msg["body"]["v"] == SYSTEM_VERSION and msg["body"]["type"] == "custody_challenge"
+    assert set(msg["body"]) - {"v", "type"} <= set(KINDS["custody_challenge"])
+    messenger = SignalMessenger(MessagingClient.like(contact), tmp_path / "contact.db")
+    try:
+        received = messenger.receive()
+    finally:
+        messenger.close()
+    assert [(r.system["type"], r.error) for r in received if r.system] == [("custody_challenge", None)]
+    assert not [r for r in received if r.error]                  # not acked as undecryptable
+    assert contact.call("GET", "/v1/messages")["messages"] == []
+
+
+def test_an_undocumented_system_message_is_refused():
+    import pytest
+    from messaging.system import UnknownSystemMessage, body_of
+    with pytest.raises(UnknownSystemMessage):
+        body_of({"type": "surprise"})
+    with pytest.raises(UnknownSystemMessage):
+        body_of({"type": "custody_challenge", "holder_id": "h", "challenge": "c", "secret": "x"})
