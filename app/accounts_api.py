@@ -18,6 +18,7 @@ from app.idempotency import idempotent
 from app.price_schemas import CurrencyQuerySchema
 from app.transaction import attempting, committing
 from app import response_schemas as rs
+from app.openapi_errors import errors
 from chain import restore as chain_restore
 from chain.errors import ChainError
 from cosigner import accounts, export, history, policy_service, quotas
@@ -37,6 +38,11 @@ def account_out(account) -> dict:
 
 
 @bp.route("/accounts", methods=["POST"])
+@errors({400: "`error.code`: private_key_sent (nothing stored), invalid_key, invalid_descriptor, duplicate_keys, "
+              "bad_checksum, invalid_idempotency_key.",
+         409: "`error.code`: account_quota_exceeded (`details.limit`).",
+         422: "`error.code`: validation_error, idempotency_key_reused.",
+         429: "`error.code`: restore_quota_exceeded (a past `birthday`: `details.retry_after`), rate_limited."})
 @signed
 @idempotent
 @bp.arguments(AccountCreateSchema)

@@ -16,6 +16,7 @@ from app.recovery_schemas import BackupSchema
 from app.schemas import MAX_SAFE_INT
 from app.transaction import committing
 from app import response_schemas as rs
+from app.openapi_errors import errors
 from cosigner import accounts
 from recovery import backups
 from recovery.errors import BackupError
@@ -45,6 +46,11 @@ def backup_out(row, with_blob: bool) -> dict:
 
 
 @bp.route("/accounts/<account_id>/backups", methods=["PUT"])
+@errors({400: "`error.code`: invalid_backup, digest_mismatch, invalid_version.",
+         409: "`error.code`: backup_version_conflict (`details.latest`).",
+         413: "The body is over the size limit (`payload_too_large`).",
+         422: "`error.code`: validation_error (`details.field`, `details.max_bytes` for a blob over 1 MiB).",
+         429: "`error.code`: backup_quota_exceeded (6 new versions an hour, `details.retry_after`), rate_limited."})
 @large_body
 @signed
 @bp.arguments(BackupSchema)

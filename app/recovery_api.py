@@ -19,6 +19,7 @@ from app.recovery_schemas import (CancelQuerySchema, CustodyAnswerSchema, OtpSch
                                   SignatureSchema, StartSchema, SweepSchema)
 from app.transaction import committing
 from app import response_schemas as rs
+from app.openapi_errors import errors
 from cosigner import accounts
 from recovery import cases, complete as completion, custody, responses, setup as setups, sweep
 from recovery import permissions  # noqa: F401  (registers the messaging rule)
@@ -79,6 +80,11 @@ def setup_out(setup, now) -> dict:
 
 
 @bp.route("/accounts/<account_id>/recovery", methods=["PUT"])
+@errors({400: "The setup is refused, nothing stored. `error.code`: invalid_scheme, invalid_share, share_mismatch, "
+             "second_operator_share, operator_holder_missing, custody_key_mismatch, invalid_holder, invalid_email.",
+         404: "Not your account (`account_not_found`).",
+         409: "A recovery verified by OTP or staff is open: contest it first. `error.code`: recovery_in_progress "
+              "(`details.cases`)."})
 @signed
 @bp.arguments(SetupSchema)
 @bp.response(200, rs.SetupOutSchema)
@@ -107,6 +113,8 @@ CUSTODY_CHECKS = "6/hour"      # owner-requested custody checks per account (eac
 
 
 @bp.route("/accounts/<account_id>/recovery/custody-check", methods=["POST"])
+@errors({404: "`error.code`: account_not_found, recovery_not_configured.",
+         429: "`error.code`: rate_limited (6 custody checks an hour per account)."})
 @signed
 @bp.response(200, rs.CustodyCheckSchema)
 def custody_check(account_id):
@@ -170,6 +178,9 @@ def case_out(case) -> dict:
 
 
 @bp.route("/recoveries", methods=["POST"])
+@errors({400: "`error.code`: invalid_email, invalid_sealing_key (the same for known and unknown addresses).",
+         429: "Too many recovery starts for this address or email, or requests from this device. "
+              "`error.code`: rate_limited (Retry-After)."})
 @signed
 @bp.arguments(StartSchema)
 @bp.response(202, rs.CaseOutSchema)
@@ -205,6 +216,11 @@ def get_case(case_id):
 
 
 @bp.route("/recoveries/<case_id>/otp", methods=["POST"])
+@errors({409: "`error.code`: otp_already_verified.",
+         410: "`error.code`: case_failed (the fifth wrong code), case_closed.",
+         422: "`error.code`: otp_invalid (`details.attempts_left`), otp_expired, validation_error.",
+         429: "The guessing budget of this email/account is spent: nothing was evaluated. `error.code`: "
+              "otp_budget_exhausted (`details.retry_after`), rate_limited."})
 @signed
 @bp.arguments(OtpSchema)
 @bp.response(200, rs.CaseOutSchema)
@@ -265,6 +281,8 @@ def decline(case_id):
 
 
 @bp.route("/recoveries/<case_id>", methods=["DELETE"])
+@errors({404: "Neither the account's owner nor the requester (`case_not_found`).",
+         410: "`error.code`: case_closed (`details.state`)."})
 @signed
 @bp.arguments(CancelQuerySchema, location="query")
 @bp.response(200, rs.CaseStateSchema)

@@ -109,4 +109,6 @@ def signed(view):
     doc = getattr(wrapper, "_apidoc", None) or {}
     doc.setdefault("manual_doc", {}).setdefault("security", [{"HttpSignature": []}])
     wrapper._apidoc = doc
+    from app.openapi_errors import SIGNED, document_errors
+    document_errors(wrapper, SIGNED)
     return wrapper

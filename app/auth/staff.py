@@ -151,6 +151,8 @@ def staff_required(view=None, /, *needs, defer_reauth: bool = False):
         doc = getattr(wrapper, "_apidoc", None) or {}
         doc.setdefault("manual_doc", {}).setdefault("security", [{"StaffBearer": []}])
         wrapper._apidoc = doc
+        from app.openapi_errors import STAFF, document_errors
+        document_errors(wrapper, STAFF)
         wrapper._staff_needs = needs
         return wrapper
     return decorate(view) if view is not None else decorate

@@ -53,3 +53,16 @@ def test_every_2xx_response_with_a_body_has_a_schema(spec):
                if status.startswith("2") and status != "204"
                and "schema" not in _resolve(spec, response).get("content", {}).get("application/json", {})]
     assert missing == []
+
+
+def test_guarded_operations_document_their_codes(spec):
+    """Every signed operation lists the signature codes under 401; staff operations their
+    401/403; and the operations with their own refusals name those codes."""
+    for name, op in _operations(spec):
+        security = {next(iter(s)) for s in op.get("security", [])}
+        if "HttpSignature" in security:
+            assert "nonce_reused" in op["responses"]["401"]["description"], name
+        if "StaffBearer" in security:
+            assert "forbidden" in op["responses"]["403"]["description"], name
+    otp = spec["paths"]["/v1/recoveries/{case_id}/otp"]["post"]["responses"]
+    assert "otp_budget_exhausted" in otp["429"]["description"] and "otp_invalid" in otp["422"]["description"]
