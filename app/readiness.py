@@ -28,13 +28,24 @@ def check_database(engine) -> dict:
     return _probe(run)
 
 
+_broker_engines: dict = {}
+
+
+def _broker_engine(url: str):
+    """A plain engine for the embedded broker's SQLite file (no pragmas), one per URL."""
+    if url not in _broker_engines:
+        from sqlalchemy import create_engine
+        _broker_engines[url] = create_engine(url, connect_args={"timeout": 5})
+    return _broker_engines[url]
+
+
 def check_broker(settings, redis) -> dict:
     def run():
         if settings.embedded_broker:
-            url = settings.broker_url[len("sqla+"):]
-            from store.session import engine_for
-            with engine_for(url).connect() as conn:
-                conn.execute(text("SELECT 1"))
+            # kombu owns this file: read it without our WAL/pragma hook (switching its journal
+            # mode needs an exclusive lock, which kombu's 50 ms polling makes fail as "locked")
+            with _broker_engine(settings.broker_url[len("sqla+"):]).connect() as conn:
+                conn.execute(text("SELECT count(*) FROM sqlite_master"))
             return "embedded (sqlalchemy transport)"
         import redis as redis_lib
         client = redis if (redis is not None and settings.broker_url == settings.redis_url) else \
