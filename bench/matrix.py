@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def parse_variant(text: str) -> tuple[str, str, list[str], dict]:
         for item in env_part[4:].split(","):
             k, _, v = item.partition("=")
             env[k] = v
-    return name.strip(), rev.strip(), args.split(), env
+    return name.strip(), rev.strip(), shlex.split(args), env
 
 
 def main(argv=None) -> int:
