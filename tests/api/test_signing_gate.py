@@ -55,6 +55,16 @@ def _approve(client, spend):
     return client.request("POST", f"/v1/spends/{spend['spend_id']}/approvals", {"decision": "approve"})
 
 
+def _store_without_review(settings, account_id: str, **rules) -> None:
+    """A new policy version written straight to the table, skipping the review of held
+    spends: what the gate itself must catch at the moment of signing."""
+    from cosigner.model import AccountPolicy
+    with session_scope(settings.database_url) as s:
+        latest = s.query(AccountPolicy).filter_by(account_id=account_id).order_by(AccountPolicy.version.desc()).first()
+        s.add(AccountPolicy(account_id=account_id, version=latest.version + 1, rules={**latest.rules, **rules},
+                            created_by="test", created_at=utcnow()))
+
+
 def _with_approver(gate_app, device, account):
     approver = _client(gate_app)
     device.call("PUT", f"/v1/accounts/{account['account_id']}/policy",
@@ -84,12 +94,7 @@ def test_h1_approval_refused_when_frozen_between_hold_and_approval(gate_app, own
     approver = _with_approver(gate_app, device, account)
     spend, signed = signed_spend(device, phone, account, chain_node)
     assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
-    from cosigner.model import AccountPolicy
-    with session_scope(chain_settings.database_url) as s:  # a freeze stored without the review
-        latest = s.query(AccountPolicy).filter_by(account_id=account["account_id"]) \
-            .order_by(AccountPolicy.version.desc()).first()
-        s.add(AccountPolicy(account_id=account["account_id"], version=latest.version + 1,
-                            rules={**latest.rules, "frozen": True}, created_by="test", created_at=utcnow()))
+    _store_without_review(chain_settings, account["account_id"], frozen=True)
     before = _mempool(chain_node)
     status, _, body = _approve(approver, spend)
     assert status == 422 and body["error"]["code"] == "policy_denied"
@@ -207,12 +212,7 @@ def test_m1_release_job_re_holds_when_the_review_did_not_run(owner, chain_node, 
     device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
     spend, signed = signed_spend(device, phone, account, chain_node)
     original = dt.datetime.fromisoformat(submit(device, spend, signed)[2]["release_at"])
-    from cosigner.model import AccountPolicy
-    with session_scope(chain_settings.database_url) as s:
-        latest = s.query(AccountPolicy).filter_by(account_id=aid).order_by(AccountPolicy.version.desc()).first()
-        s.add(AccountPolicy(account_id=aid, version=latest.version + 1,
-                            rules={**latest.rules, "delay_seconds": 7 * 86400}, created_by="test",
-                            created_at=utcnow()))
+    _store_without_review(chain_settings, aid, delay_seconds=7 * 86400)
     before = _mempool(chain_node)
     run_due_jobs(chain_settings, original + dt.timedelta(seconds=1))
     got = _state(device, spend)
@@ -243,11 +243,7 @@ def test_release_job_refuses_a_frozen_account_even_without_the_review(owner, cha
     device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
     spend, signed = signed_spend(device, phone, account, chain_node)
     release_at = dt.datetime.fromisoformat(submit(device, spend, signed)[2]["release_at"])
-    from cosigner.model import AccountPolicy
-    with session_scope(chain_settings.database_url) as s:
-        latest = s.query(AccountPolicy).filter_by(account_id=aid).order_by(AccountPolicy.version.desc()).first()
-        s.add(AccountPolicy(account_id=aid, version=latest.version + 1, rules={**latest.rules, "staff_frozen": True},
-                            created_by="test", created_at=utcnow()))
+    _store_without_review(chain_settings, aid, staff_frozen=True)
     before = _mempool(chain_node)
     run_due_jobs(chain_settings, release_at + dt.timedelta(seconds=1))
     got = _state(device, spend)
