@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from config.parsing import SettingsError
+
 PRICE_PROVIDER_KINDS = ("spotbit", "coingecko", "coinbase")
 PRICE_DEFAULT_URLS = {"coingecko": "https://api.coingecko.com/api/v3", "coinbase": "https://api.coinbase.com"}
-
-
-class SettingsError(ValueError):
-    """The environment describes a configuration that must not start."""
 
 
 def parse_currencies(value: str | None) -> tuple[str, ...]:

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.price_settings import (PRICE_DEFAULT_URLS, SettingsError, parse_currencies as _currencies,
+from config.parsing import SettingsError, parse_bool as _bool, parse_float as _float, parse_int as _int, \
+    parse_staff_keys as _staff_keys
+from config.price_settings import (PRICE_DEFAULT_URLS, parse_currencies as _currencies,
                                    parse_fixed as _price_fixed, parse_providers as _price_providers, price_problems)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,60 +25,6 @@ NETWORKS = ("regtest", "signet", "testnet", "main")
 # Development-only defaults. Production refuses every one of them.
 DEV_SECRET_KEY = "dev-insecure-secret-key"
 DEV_RPC_PASSWORD = "custos-dev"
-
-
-def _bool(value: str | None, default: bool = False) -> bool:
-    if value is None or value == "":
-        return default
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"expected a boolean, got {value!r}")
-
-
-def _int(name: str, value: str | None, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer") from None
-
-
-def _float(name: str, value: str | None, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        result = float(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number") from None
-    if not result > 0:
-        raise SettingsError(f"{name} must be positive")
-    return result
-
-
-def _nonneg_float(name: str, value: str | None, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        result = float(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number") from None
-    if result < 0:
-        raise SettingsError(f"{name} must not be negative")
-    return result
-
-
-def _staff_keys(value: str) -> tuple[tuple[str, str], ...]:
-    out = []
-    for item in filter(None, (v.strip() for v in value.split(","))):
-        staff_id, sep, key = item.partition(":")
-        if not sep or not staff_id or len(key) < 24:
-            raise SettingsError("STAFF_API_KEYS must be id:key pairs with keys of at least 24 characters")
-        out.append((staff_id, key))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -270,7 +218,8 @@ class Settings:
             metrics_bind=e.get("METRICS_BIND", cls.metrics_bind),
             spend_reservation_ttl=_int("SPEND_RESERVATION_TTL", e.get("SPEND_RESERVATION_TTL"),
                                        cls.spend_reservation_ttl),
-            fee_fallback_rate=_nonneg_float("FEE_FALLBACK_RATE", e.get("FEE_FALLBACK_RATE"), cls.fee_fallback_rate),
+            fee_fallback_rate=_float("FEE_FALLBACK_RATE", e.get("FEE_FALLBACK_RATE"), cls.fee_fallback_rate,
+                                     allow_zero=True),
             fee_floor_rate=_float("FEE_FLOOR_RATE", e.get("FEE_FLOOR_RATE"), cls.fee_floor_rate),
             price_currencies=_currencies(e.get("PRICE_CURRENCIES") or None),
             price_providers=_price_providers(e.get("PRICE_PROVIDERS", "")),

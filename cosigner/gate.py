@@ -208,9 +208,9 @@ class _TxidOnly:
 
 
 class _NotifyOnly:
-    """The part of a CosignerContext that holding a spend needs (review has no chain)."""
-    node = None
-    wallet_prefix = ""
+    """The part of a CosignerContext that holding a spend needs (a review has no chain
+    and no settings: held spends keep their coins for the default reservation TTL)."""
+    reservation_ttl = reservations.DEFAULT_TTL
 
     def __init__(self, notify):
         self.notify = notify
@@ -229,8 +229,7 @@ def _hold(session: Session, ctx, account: Account, spend: Spend, verdict: Verdic
     spend keeps its coins reserved past the deadline it waits for; a refused one frees them."""
     _move(session, ctx, account, spend, verdict, psbt_b64=psbt_b64, now=now)
     if spend.state in HELD_STATES:
-        reservations.keep(session, spend, now, getattr(ctx, "reservation_ttl", reservations.DEFAULT_TTL),
-                          strict=False)
+        reservations.keep(session, spend, now, ctx.reservation_ttl, strict=False)
 
 
 def _move(session: Session, ctx, account: Account, spend: Spend, verdict: Verdict, *, psbt_b64: str,
