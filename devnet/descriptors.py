@@ -17,7 +17,7 @@ def checksum(desc: str) -> str:
     try:
         return _embit_checksum(desc)
     except Exception:
-        raise RPCFailure(INVALID_ADDRESS_OR_KEY, f"Invalid characters in payload") from None
+        raise RPCFailure(INVALID_ADDRESS_OR_KEY, "Invalid characters in payload") from None
 
 
 def add_checksum(desc: str) -> str:
@@ -99,7 +99,7 @@ def _parse_script_descriptor(body: str):
     try:
         return ScriptDescriptor(body, bytes.fromhex(inner))
     except ValueError:
-        raise RPCFailure(INVALID_ADDRESS_OR_KEY, f"Raw script is not hex") from None
+        raise RPCFailure(INVALID_ADDRESS_OR_KEY, "Raw script is not hex") from None
 
 
 def parse(text, require_checksum: bool = False) -> Descriptor:

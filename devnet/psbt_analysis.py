@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from embit.finalizer import parse_multisig
 
 from devnet.encoding import btc, btc_kvb, ser_compact
 from devnet.txutil import strip_witness

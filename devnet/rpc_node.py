@@ -1,4 +1,5 @@
-"""Node RPCs: chain queries, mempool, raw transactions, mining, utility.
+"""Node RPCs: chain queries, raw transactions, fee estimates, mining, utility (the
+mempool and broadcast RPCs are in `rpc_mempool`).
 
 Each handler is `fn(ctx, *params)`; the server holds the node lock while it runs.
 Amounts leave as Decimal BTC; failures are RPCFailure with Core's codes.
@@ -12,7 +13,7 @@ from devnet.chain import BlockIndex
 from devnet.encoding import (btc, btc_kvb, hash_param, spk_json, spk_of_address, address_of, script_type)
 from devnet.errors import (RPCFailure, TxRejected, INVALID_ADDRESS_OR_KEY, INVALID_PARAMETER,
                            VERIFY_ERROR)
-from devnet.params import as_bool, as_int, as_list, as_number, as_str
+from devnet.params import as_bool, as_int, as_list, as_str
 from devnet.txutil import parse_tx_hex, tx_json
 from devnet import validation as v
 
@@ -168,98 +169,8 @@ def gettxout(ctx, txid, n, include_mempool=True):
 
 
 def _txout(node, conf, value, spk, coinbase):
-    from devnet.encoding import spk_json
     return {"bestblock": node.chain.tip.hash, "confirmations": conf, "value": btc(value),
             "scriptPubKey": spk_json(spk), "coinbase": coinbase}
-
-
-# ---- mempool ---------------------------------------------------------------------------
-
-def _entry_json(node, e) -> dict:
-    pool = node.mempool
-    desc, anc = pool.descendants(e.ti.txid), pool.ancestors(e.ti.txid)
-    dfee = e.fee + sum(pool.entries[t].fee for t in desc)
-    afee = e.fee + sum(pool.entries[t].fee for t in anc)
-    return {"vsize": e.ti.vsize, "weight": e.ti.weight, "time": e.time, "height": e.height,
-            "descendantcount": len(desc) + 1,
-            "descendantsize": e.ti.vsize + sum(pool.entries[t].ti.vsize for t in desc),
-            "ancestorcount": len(anc) + 1,
-            "ancestorsize": e.ti.vsize + sum(pool.entries[t].ti.vsize for t in anc),
-            "wtxid": e.ti.wtxid,
-            "fees": {"base": btc(e.fee), "modified": btc(e.fee), "ancestor": btc(afee), "descendant": btc(dfee)},
-            "depends": sorted(e.parents), "spentby": sorted(e.children),
-            "bip125-replaceable": True, "unbroadcast": False}
-
-
-def getrawmempool(ctx, verbose=False, mempool_sequence=False):
-    node = ctx.node
-    if as_bool(verbose, False):
-        return {t: _entry_json(node, e) for t, e in node.mempool.entries.items()}
-    txids = list(node.mempool.entries)
-    if as_bool(mempool_sequence, False):
-        return {"txids": txids, "mempool_sequence": node.mempool.sequence}
-    return txids
-
-
-def getmempoolentry(ctx, txid):
-    e = ctx.node.mempool.entries.get(hash_param(txid, "txid"))
-    if e is None:
-        raise RPCFailure(INVALID_ADDRESS_OR_KEY, "Transaction not in mempool")
-    return _entry_json(ctx.node, e)
-
-
-def getmempoolinfo(ctx):
-    entries = ctx.node.mempool.entries.values()
-    size = sum(e.ti.vsize for e in entries)
-    return {"loaded": True, "size": len(entries), "bytes": size, "usage": size * 4,
-            "total_fee": btc(sum(e.fee for e in entries)), "maxmempool": 300_000_000,
-            "mempoolminfee": btc_kvb(v.MIN_RELAY_FEERATE), "minrelaytxfee": btc_kvb(v.MIN_RELAY_FEERATE),
-            "incrementalrelayfee": btc_kvb(1), "unbroadcastcount": 0, "fullrbf": True}
-
-
-def _max_feerate(value) -> int | None:
-    """maxfeerate in BTC/kvB → sat/vB (0 = no limit); default 0.10 BTC/kvB."""
-    if value is None:
-        return 10_000
-    rate = as_number(value)
-    if rate < 0:
-        raise RPCFailure(-3, "Amount out of range")
-    return int(rate * 100_000) or None
-
-
-MAX_FEE_EXCEEDED = "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)"
-
-
-def sendrawtransaction(ctx, hexstring, maxfeerate=None, maxburnamount=None):
-    ti = parse_tx_hex(hexstring)
-    try:
-        acc = ctx.node.submit(ti, max_feerate=_max_feerate(maxfeerate))
-    except TxRejected as exc:
-        if exc.reason == "max-fee-exceeded":  # Core: TransactionError::MAX_FEE_EXCEEDED, no reason prefix
-            raise RPCFailure(-25, MAX_FEE_EXCEEDED) from None
-        raise
-    return acc.entry.ti.txid
-
-
-def testmempoolaccept(ctx, rawtxs, maxfeerate=None):
-    rawtxs = as_list(rawtxs)
-    if not 1 <= len(rawtxs) <= 25:
-        raise RPCFailure(INVALID_PARAMETER, "Array must contain between 1 and 25 transactions.")
-    out = []
-    for raw in rawtxs:
-        ti = parse_tx_hex(raw)
-        res = {"txid": ti.txid, "wtxid": ti.wtxid}
-        try:
-            acc = ctx.node.test_accept(ti, _max_feerate(maxfeerate))
-            res.update({"allowed": True, "vsize": ti.vsize, "fees": {
-                "base": btc(acc.entry.fee),
-                "effective-feerate": btc_kvb(acc.entry.fee / ti.vsize),
-                "effective-includes": [ti.wtxid]}})
-        except TxRejected as exc:
-            reason = {"bad-txns-inputs-missingorspent": "missing-inputs"}.get(exc.reason, exc.reason)
-            res.update({"allowed": False, "reject-reason": reason})
-        out.append(res)
-    return out
 
 
 def estimatesmartfee(ctx, conf_target, estimate_mode="economical"):
@@ -409,7 +320,6 @@ def help(ctx, command=None):  # noqa: A001 - Core's method name
 
 METHODS = {f.__name__: f for f in (
     getblockcount, getbestblockhash, getblockhash, getblockheader, getblock, getblockchaininfo,
-    getnetworkinfo, getrawtransaction, decoderawtransaction, gettxout, getrawmempool,
-    getmempoolentry, getmempoolinfo, sendrawtransaction, testmempoolaccept, estimatesmartfee,
+    getnetworkinfo, getrawtransaction, decoderawtransaction, gettxout, estimatesmartfee,
     generatetoaddress, generatetodescriptor, generateblock, getdescriptorinfo, deriveaddresses,
     validateaddress, syncwithvalidationinterfacequeue, uptime, stop, getdifficulty, help)}

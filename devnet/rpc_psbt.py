@@ -13,7 +13,7 @@ from embit.psbt import PSBT
 from embit.transaction import Transaction
 
 from devnet import funding
-from devnet.encoding import btc, btc_kvb, spk_json
+from devnet.encoding import btc, spk_json
 from devnet.errors import RPCFailure, WALLET_ERROR, DESERIALIZATION_ERROR, INVALID_PARAMETER
 from devnet.psbt_analysis import analyzepsbt_result, global_xpubs
 from devnet.params import as_bool, as_list, as_obj, as_str, as_number

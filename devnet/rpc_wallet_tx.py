@@ -135,7 +135,6 @@ def listsinceblock(ctx, blockhash=None, target_confirmations=1, include_watchonl
     want_change = as_bool(include_change, False)
     txs = []
     for wtx in _ordered(w):
-        conf = w.confirmations(wtx, chain.height)
         depth_height = wtx.height if wtx.height is not None else None
         if depth_height is None or depth_height > since:
             for e in entries(node, w, wtx, want_change):

@@ -55,9 +55,9 @@ class Context:
 
 
 def method_table() -> dict:
-    from devnet import rpc_chain, rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
+    from devnet import rpc_chain, rpc_mempool, rpc_node, rpc_psbt, rpc_wallet, rpc_wallet_tx
     table = {}
-    for mod in (rpc_node, rpc_chain, rpc_wallet, rpc_wallet_tx, rpc_psbt):
+    for mod in (rpc_node, rpc_mempool, rpc_chain, rpc_wallet, rpc_wallet_tx, rpc_psbt):
         table.update(mod.METHODS)
     return table
 
