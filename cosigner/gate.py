@@ -181,7 +181,8 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
         if verdict.action == "await_approval" and spend.state == "awaiting_approval":
             continue
         record_decision(session, spend, decision, actor=actor, now=now)
-        _hold(session, _NotifyOnly(notify), account, spend, verdict, psbt_b64=spend.signed_psbt, now=now)
+        _hold(session, _NotifyOnly(notify, _reservation_margin(spend, now)), account, spend, verdict,
+              psbt_b64=spend.signed_psbt, now=now)
         changed.append(spend)
     return changed
 
@@ -208,12 +209,22 @@ class _TxidOnly:
 
 
 class _NotifyOnly:
-    """The part of a CosignerContext that holding a spend needs (a review has no chain
-    and no settings: held spends keep their coins for the default reservation TTL)."""
-    reservation_ttl = reservations.DEFAULT_TTL
+    """The part of a CosignerContext that holding a spend needs. A review has no chain and
+    no settings: a held spend keeps the reservation margin it was given (SPEND_RESERVATION_TTL
+    past its deadline, when the gate last held it)."""
 
-    def __init__(self, notify):
+    def __init__(self, notify, reservation_ttl: int):
         self.notify = notify
+        self.reservation_ttl = reservation_ttl
+
+
+def _reservation_margin(spend: Spend, now: dt.datetime) -> int:
+    """Seconds the spend's coins are reserved past the deadline it waits for (the
+    configured TTL when the gate held it); the default when it has none to go by."""
+    deadline = max([d for d in (spend.release_at, spend.approval_expires_at) if d is not None] + [now])
+    if spend.reserved_until is None or spend.reserved_until <= deadline:
+        return reservations.DEFAULT_TTL
+    return int((spend.reserved_until - deadline).total_seconds())
 
 
 def _stored_intent(spend: Spend, sweep: bool) -> engine.Intent:

@@ -249,3 +249,22 @@ def test_release_job_refuses_a_frozen_account_even_without_the_review(owner, cha
     got = _state(device, spend)
     assert _mempool(chain_node) == before and got["state"] == "denied"
     assert {"rule": "frozen", "by": "staff"} in got["policy_preview"]["reasons"]
+
+
+def test_review_keeps_the_configured_reservation_margin(app_factory, chain_settings, chain_node, mine):
+    """A tightening that makes a held spend wait longer keeps its coins reserved for
+    SPEND_RESERVATION_TTL past the new release time, not for the built-in default."""
+    settings = replace(chain_settings, spend_reservation_ttl=3600)
+    app = app_factory(settings)
+    device, phone = _client(app), PhoneWallet()
+    account = create(device, phone)
+    fund(chain_node, mine, device, account, "0.5")
+    aid = account["account_id"]
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "delayed"
+    device.call("PUT", f"/v1/accounts/{aid}/policy", {"delay_all": True, "delay_seconds": 7 * 86400})
+    with session_scope(settings.database_url) as s:
+        row = s.get(Spend, spend["spend_id"])
+        assert row.state == "delayed" and row.release_at - row.decided_at == dt.timedelta(days=7)
+        assert row.reserved_until - row.release_at == dt.timedelta(seconds=3600)
