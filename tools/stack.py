@@ -45,7 +45,7 @@ def wait_http(url: str, timeout: float, procs: list) -> bool:
 
 
 def wait_devnet_ready(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for devnet's 'devnet ready' line on stdout, then pass its output through."""
+    """Wait for devnet's "devnet ready" line on stdout (echoing what it printed until then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -88,19 +88,7 @@ class Stack:
         subprocess.run([PY, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=self.env,
                        check=True, stdout=subprocess.DEVNULL if self.quiet else None)
         if not self.env.get("BITCOIND_RPC_URL") and (ROOT / "devnet" / "__main__.py").exists():
-            port = free_port()
-            password = secrets.token_urlsafe(18)
-            zmq_url = f"tcp://127.0.0.1:{free_port()}"
-            proc = self._spawn("devnet", [PY, "-m", "devnet", "--datadir", self.env["DEVNET_DATADIR"],
-                                          "--rpcport", str(port), "--rpcuser", "custos",
-                                          "--rpcpassword", password, "--fallbackfee", "0.0002",
-                                          "--zmqpub", zmq_url],
-                               stdout=subprocess.PIPE, text=True)
-            if not wait_devnet_ready(proc, 60):
-                raise RuntimeError("devnet did not start")
-            self.env.update(BITCOIND_RPC_URL=f"http://127.0.0.1:{port}", BITCOIND_RPC_USER="custos",
-                            BITCOIND_RPC_PASSWORD=password, BITCOIND_ZMQ_URL=zmq_url)
-            self.devnet_url = f"http://127.0.0.1:{port}"
+            self._start_devnet()
         self._spawn("worker", [PY, "-m", "celery", "-A", "workers.celery_app", "worker",
                                "--loglevel", "INFO", "--concurrency", "2", "--without-gossip",
                                "--without-mingle", "-n", f"worker-{os.getpid()}@%h"])
@@ -113,6 +101,28 @@ class Stack:
         if not wait_http(self.api_url + "/v1/health", 60, procs):
             dead = [n for n, p in self.procs if p.poll() is not None]
             raise RuntimeError(f"the API did not come up (exited: {', '.join(dead) or 'none'})")
+
+    def _start_devnet(self, attempts: int = 3) -> None:
+        """Start devnet on free ports. A port found free can be taken by another process
+        before devnet binds it (suites of several engineers run side by side): when devnet
+        exits before it is ready, try again on new ports."""
+        for _ in range(attempts):
+            port, password = free_port(), secrets.token_urlsafe(18)
+            zmq_url = f"tcp://127.0.0.1:{free_port()}"
+            proc = self._spawn("devnet", [PY, "-m", "devnet", "--datadir", self.env["DEVNET_DATADIR"],
+                                          "--rpcport", str(port), "--rpcuser", "custos",
+                                          "--rpcpassword", password, "--fallbackfee", "0.0002",
+                                          "--zmqpub", zmq_url],
+                               stdout=subprocess.PIPE, text=True)
+            if wait_devnet_ready(proc, 120):
+                self.env.update(BITCOIND_RPC_URL=f"http://127.0.0.1:{port}", BITCOIND_RPC_USER="custos",
+                                BITCOIND_RPC_PASSWORD=password, BITCOIND_ZMQ_URL=zmq_url)
+                self.devnet_url = f"http://127.0.0.1:{port}"
+                return
+            if proc.poll() is None:      # alive but not ready in time: no retry would help
+                break
+            self.procs.remove(("devnet", proc))
+        raise RuntimeError("devnet did not start")
 
     def stop(self) -> None:
         for _name, proc in reversed(self.procs):
