@@ -69,6 +69,9 @@ def make_api(app) -> CustosApi:
     api.register_blueprint(recovery_bp)
     api.register_blueprint(backups_bp)
     api.register_blueprint(recovery_admin_bp)
+    from app.inheritance_api import admin_bp as inheritance_admin_bp, bp as inheritance_bp
+    api.register_blueprint(inheritance_bp)
+    api.register_blueprint(inheritance_admin_bp)
     from app.prices_api import bp as prices_bp
     api.register_blueprint(prices_bp)
     return api

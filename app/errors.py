@@ -30,6 +30,8 @@ from recovery.errors import BackupQuotaExceeded, TooLarge as RecoveryTooLarge
 from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseClosed, CaseNotFound, CaseStateError,
                              InvalidScheme, InvalidShare, NotConfigured, NotHolder, OtpRejected, ProofInvalid,
                              RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
+from inheritance.errors import (ChangeNotFound, ClaimBlocked, ClaimClosed, ClaimConflict, ClaimNotFound,
+                                InheritanceError, InheritanceSweepError, InvalidPlan, NotBeneficiary, PlanNotFound)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,16 @@ ERRORS: dict[type[BaseException], int] = {
     BackupQuotaExceeded: 429,
     SweepError: 422,
     RecoveryRateLimited: 429,
+    InheritanceError: 400,
+    InvalidPlan: 400,
+    PlanNotFound: 404,
+    ChangeNotFound: 404,
+    NotBeneficiary: 403,
+    ClaimNotFound: 404,
+    ClaimConflict: 409,
+    ClaimBlocked: 409,
+    ClaimClosed: 410,
+    InheritanceSweepError: 422,
     InvalidStaffInput: 400,
     StaffNotFound: 404,
     StaffExists: 409,

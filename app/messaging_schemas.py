@@ -89,10 +89,17 @@ class SystemBodySchema(Schema):
     """A system message's body (messaging.system.KINDS, version `v`). Fields per `type`:
     recovery_started: case_id, role, holder_id (holders), sealing_key, verification_phrase,
     delay_ends_at; recovery_withdrawn: case_id, holder_id; custody_challenge: holder_id,
-    challenge. Unknown types may appear in later versions: ignore them."""
+    challenge; inheritance_named: account_id; inheritance_claim_started: claim_id,
+    account_id, role, beneficiary_device_id, wait_ends_at; inheritance_claim_reminder:
+    claim_id, account_id, role, wait_ends_at; inheritance_claim_released: claim_id,
+    account_id, role; inheritance_released / inheritance_declined: claim_id, account_id.
+    Unknown types may appear in later versions: ignore them."""
     v = fields.Integer(required=True, metadata={"description": "body version (1)"})
     type = fields.String(required=True, metadata={"description": "recovery_started | recovery_withdrawn | "
-                                                                "custody_challenge"})
+                                                                "custody_challenge | inheritance_named | "
+                                                                "inheritance_claim_started | inheritance_claim_reminder "
+                                                                "| inheritance_claim_released | inheritance_released | "
+                                                                "inheritance_declined"})
     case_id = fields.String()
     role = fields.String(metadata={"description": "owner | holder"})
     holder_id = fields.String()
@@ -100,6 +107,10 @@ class SystemBodySchema(Schema):
     verification_phrase = fields.String()
     delay_ends_at = fields.String(metadata={"description": "ISO 8601"})
     challenge = fields.String(metadata={"description": "base64, 32 bytes"})
+    account_id = fields.String()
+    claim_id = fields.String()
+    beneficiary_device_id = fields.String()
+    wait_ends_at = fields.String(metadata={"description": "ISO 8601"})
 
 
 class QueuedSchema(Schema):

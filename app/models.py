@@ -11,4 +11,5 @@ import messaging.model  # noqa: F401
 import prices.model  # noqa: F401
 import recovery.model  # noqa: F401
 import recovery.budget  # noqa: F401
+import inheritance.model  # noqa: F401
 import workers.jobs  # noqa: F401

@@ -74,6 +74,7 @@ def setup_out(setup, now) -> dict:
     return iso({"account_id": setup.account_id, "setup_id": setup.id, "scheme": setup.scheme,
             "status": custody.compute_status(setup, holders, now), "created_at": setup.created_at,
             "holders": [{"holder_id": h.id, "kind": h.kind, "device_id": h.device_id, "label": h.label,
+                         "role": h.role or "holder",
                          "group_index": h.group_index, "member_index": h.member_index,
                          "custody_public_key": b64(h.custody_public_key), "proven": custody.is_proven(h, now),
                          "proven_at": h.proven_at, "challenged_at": h.challenged_at} for h in holders]})

@@ -19,6 +19,8 @@ class HolderSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(["operator", "device"]))
     device_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     label = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    role = fields.String(load_default="holder", validate=validate.OneOf(["holder", "beneficiary"]),
+                         metadata={"description": "beneficiary: this device may be named in the inheritance plan"})
     group_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_GROUPS - 1))
     member_index = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_HOLDERS - 1))
     custody_public_key = fields.String(required=True, validate=B64_32,

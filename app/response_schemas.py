@@ -193,6 +193,7 @@ class HolderOutSchema(Ordered):
     kind = Str(required=True, metadata={"description": "operator | device"})
     device_id = _opt(Str)
     label = _opt(Str)
+    role = Str(required=True, metadata={"description": "holder | beneficiary"})
     group_index = Int(required=True)
     member_index = Int(required=True)
     custody_public_key = Str(required=True, metadata={"description": "base64 Ed25519"})

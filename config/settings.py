@@ -97,6 +97,9 @@ class Settings:
     recovery_delay: int = 7 * 24 * 3600           # RECOVERY_DELAY seconds (security delay; minimum 24 h)
     recovery_case_ttl: int = 30 * 24 * 3600       # RECOVERY_CASE_TTL seconds (an unfinished case expires)
     recovery_reminder_interval: int = 2 * 24 * 3600  # RECOVERY_REMINDER_INTERVAL seconds
+    # inheritance (issue #18)
+    inheritance_reminder_interval: int = 7 * 24 * 3600  # INHERITANCE_REMINDER_INTERVAL seconds (claim reminders)
+    inheritance_release_ttl: int = 90 * 24 * 3600  # INHERITANCE_RELEASE_TTL seconds a released claim stays usable
     ratelimit_recovery_email: str = "5/hour"      # RATELIMIT_RECOVERY_EMAIL (recovery starts per email address)
     ratelimit_recovery_ip: str = "20/hour"        # RATELIMIT_RECOVERY_IP (recovery starts per client IP)
     custody_check_interval: float = 24 * 3600.0   # CUSTODY_CHECK_INTERVAL seconds (beat: challenge share holders)
@@ -202,6 +205,10 @@ class Settings:
             recovery_case_ttl=_int("RECOVERY_CASE_TTL", e.get("RECOVERY_CASE_TTL"), cls.recovery_case_ttl),
             recovery_reminder_interval=_int("RECOVERY_REMINDER_INTERVAL", e.get("RECOVERY_REMINDER_INTERVAL"),
                                             cls.recovery_reminder_interval),
+            inheritance_reminder_interval=_int("INHERITANCE_REMINDER_INTERVAL", e.get("INHERITANCE_REMINDER_INTERVAL"),
+                                               cls.inheritance_reminder_interval),
+            inheritance_release_ttl=_int("INHERITANCE_RELEASE_TTL", e.get("INHERITANCE_RELEASE_TTL"),
+                                         cls.inheritance_release_ttl),
             ratelimit_recovery_email=e.get("RATELIMIT_RECOVERY_EMAIL", cls.ratelimit_recovery_email),
             ratelimit_recovery_ip=e.get("RATELIMIT_RECOVERY_IP", cls.ratelimit_recovery_ip),
             custody_check_interval=_float("CUSTODY_CHECK_INTERVAL", e.get("CUSTODY_CHECK_INTERVAL"),
@@ -281,6 +288,10 @@ class Settings:
             problems.append("RECOVERY_CASE_TTL must be longer than RECOVERY_DELAY")
         if self.recovery_reminder_interval < 3600:
             problems.append("RECOVERY_REMINDER_INTERVAL must be at least 3600 seconds")
+        if self.inheritance_reminder_interval < 3600:
+            problems.append("INHERITANCE_REMINDER_INTERVAL must be at least 3600 seconds")
+        if self.inheritance_release_ttl < 24 * 3600:
+            problems.append("INHERITANCE_RELEASE_TTL must be at least 86400 seconds")
         if not 60 <= self.spend_reservation_ttl <= 24 * 3600:
             problems.append("SPEND_RESERVATION_TTL must be between 60 and 86400 seconds")
         if self.fee_fallback_rate < 0:

@@ -123,8 +123,8 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
                      signer=hooks.signer_role(session, account))
     hooks.check_submit(session, account, intent, now)
-    decision = policy_service.decide(session, account, intent, spend_id=spend.id, now=now, lock=False,
-                                     sweep=hooks.is_sweep(session, account, intent))
+    decision = hooks.policy_rule(session, account, intent, now) or policy_service.decide(
+        session, account, intent, spend_id=spend.id, now=now, lock=False, sweep=hooks.is_sweep(session, account, intent))
     verdict = judge(session, account, spend, decision, now)
     record_decision(session, spend, decision, actor=actor, now=now)
     if verdict.action != "sign":

@@ -11,6 +11,10 @@
 - `check_build(session, account)`: every registered guard may refuse to build a normal
   spend at all (raise a CosignerError with a code); e.g. an account in recovery-sweep
   mode refuses with `sweep_mode` before any coin is reserved.
+- `policy_rule(session, account, intent, now)`: a registered rule may decide a spend
+  instead of the account's policy (returns a cosigner.policy.Decision, or None to let
+  the policy decide); e.g. the inheritance sweep is decided by its own
+  `inheritance_sweep` rule (a freeze denies it; the owner's limits do not apply).
 
 Registration happens at import time of the registering module (`register_*`).
 """
@@ -22,6 +26,7 @@ _signer_roles: list[Callable] = []
 _submit_guards: list[Callable] = []
 _sweep_checks: list[Callable] = []
 _build_guards: list[Callable] = []
+_policy_rules: list[Callable] = []
 
 
 def register_signer_role(fn: Callable) -> Callable:
@@ -42,6 +47,20 @@ def register_sweep_check(fn: Callable) -> Callable:
 def register_build_guard(fn: Callable) -> Callable:
     _build_guards.append(fn)
     return fn
+
+
+def register_policy_rule(fn: Callable) -> Callable:
+    _policy_rules.append(fn)
+    return fn
+
+
+def policy_rule(session, account, intent, now):
+    """The first registered rule's Decision for this spend, or None (the policy decides)."""
+    for fn in _policy_rules:
+        decision = fn(session, account, intent, now)
+        if decision is not None:
+            return decision
+    return None
 
 
 def check_build(session, account) -> None:

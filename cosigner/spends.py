@@ -99,8 +99,8 @@ def record(session: Session, ctx: CosignerContext, account: Account, psbt_b64: s
     replacing = replaces.txid if replaces else None
     coincheck.check_inputs(session, account.id, psbt, replacing=replacing)
     intent = inspect(psbt, view, caps=ctx.caps, require_platform_signature=False)
-    decision = policy_service.decide(session, account, intent, spend_id=None, now=now, lock=False,
-                                     sweep=hooks.is_sweep(session, account, intent))
+    decision = hooks.policy_rule(session, account, intent, now) or policy_service.decide(
+        session, account, intent, spend_id=None, now=now, lock=False, sweep=hooks.is_sweep(session, account, intent))
     until = now + dt.timedelta(seconds=ctx.reservation_ttl)
     spend = Spend(id=spend_id or new_spend_id(), account_id=account.id, state="built", psbt=psbt_b64,
                   unsigned_txid=intent.txid, fee_sat=intent.fee_sat, fee_rate=intent.fee_rate, vsize=intent.vsize,

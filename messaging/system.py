@@ -33,6 +33,18 @@ KINDS: dict[str, dict[str, str]] = {
         "delay_ends_at": "ISO 8601: the operator's share is released after this unless cancelled"},
     "recovery_withdrawn": {"case_id": "the recovery case the requester withdrew",
                            "holder_id": "your holder slot"},
+    "inheritance_named": {"account_id": "the account whose owner named you a beneficiary (nothing else is told)"},
+    "inheritance_claim_started": {
+        "claim_id": "the inheritance claim", "account_id": "the account claimed", "role": "owner | holder",
+        "beneficiary_device_id": "the beneficiary who claims",
+        "wait_ends_at": "ISO 8601: the operator's share is released after this unless the owner cancels"},
+    "inheritance_claim_reminder": {"claim_id": "the inheritance claim", "account_id": "the account claimed",
+                                   "role": "owner | holder", "wait_ends_at": "ISO 8601: end of the waiting period"},
+    "inheritance_claim_released": {"claim_id": "the inheritance claim", "account_id": "the account claimed",
+                                   "role": "owner | holder"},
+    "inheritance_released": {"claim_id": "your claim: the operator's share is released to your sealing key",
+                             "account_id": "the account claimed"},
+    "inheritance_declined": {"claim_id": "your claim, declined (cancelled)", "account_id": "the account claimed"},
     "custody_challenge": {"holder_id": "your holder slot",
                           "challenge": "base64, 32 bytes: sign it with the share's custody key "
                                        "(POST /v1/custody/challenges/{holder_id})"},

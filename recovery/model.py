@@ -45,6 +45,8 @@ class RecoveryHolder(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)                 # operator | device
     device_id: Mapped[str | None] = mapped_column(String(40), index=True)
     label: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default="holder",
+                                      server_default="holder")                   # holder | beneficiary (issue #18)
     group_index: Mapped[int] = mapped_column(Integer, nullable=False)
     member_index: Mapped[int] = mapped_column(Integer, nullable=False)
     custody_public_key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)

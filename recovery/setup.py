@@ -17,6 +17,8 @@ from recovery import shares
 from recovery.context import RecoveryContext
 from recovery.errors import InvalidScheme, NotConfigured
 from recovery.limits import MAX_HOLDERS
+
+HOLDER_ROLES = ("holder", "beneficiary")   # a beneficiary may be named in the inheritance plan (issue #18)
 from recovery.model import RecoveryHolder, RecoverySetup
 from recovery.secrets_box import email_hash, normalize_email
 
@@ -58,7 +60,12 @@ def _holders(raw, scheme: shares.Scheme, owner_id: str) -> list[dict]:
         label = h.get("label")
         if label is not None and (not isinstance(label, str) or len(label) > 64):
             raise InvalidScheme(f"{where}.label must be at most 64 characters", code="invalid_holder")
-        out.append({"kind": h["kind"], "device_id": device_id, "label": label, "group_index": g, "member_index": m,
+        role = h.get("role", "holder")
+        if role not in HOLDER_ROLES or (role == "beneficiary" and h["kind"] != "device"):
+            raise InvalidScheme(f"{where}.role must be one of {', '.join(HOLDER_ROLES)} (beneficiary: a device)",
+                                code="invalid_holder")
+        out.append({"kind": h["kind"], "device_id": device_id, "label": label, "role": role,
+                    "group_index": g, "member_index": m,
                     "custody_public_key": _b64key(h.get("custody_public_key"), f"{where}.custody_public_key")})
     if operators != 1:
         raise InvalidScheme("exactly one holder must be the operator", code="operator_holder_missing")

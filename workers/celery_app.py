@@ -27,7 +27,7 @@ def make_celery(settings: Settings) -> Celery:
         Transport.polling_interval = settings.broker_poll_interval
         VAR_DIR.mkdir(exist_ok=True)
     celery = Celery("custos", include=["workers.tasks", "workers.messaging_tasks", "workers.recovery_tasks",
-                                       "workers.price_tasks"])
+                                       "workers.inheritance_tasks", "workers.price_tasks"])
     celery.conf.update(celery_config(settings))
     celery.custos_settings = settings
     return celery
