@@ -36,6 +36,9 @@ ENDPOINTS = {
     ("POST", "/v1/admin/recoveries/<case_id>/verify-identity"): "recovery:verify",
     ("POST", "/v1/admin/recoveries/<case_id>/approve-release"): "recovery:approve",
     ("POST", "/v1/admin/recoveries/<case_id>/cancel"): "recovery:cancel",
+    ("GET", "/v1/admin/inheritance/claims"): "recovery:read",
+    ("GET", "/v1/admin/inheritance/claims/<claim_id>"): "recovery:read",
+    ("POST", "/v1/admin/inheritance/claims/<claim_id>/cancel"): "recovery:cancel",
 }
 # The specification, written out per role (not derived from the code under test).
 ALLOWED = {
@@ -56,7 +59,7 @@ BODIES = {
 
 def _url(rule: str) -> str:
     out = rule
-    for name in ("account_id", "spend_id", "staff_id", "token_id", "case_id"):
+    for name in ("account_id", "spend_id", "staff_id", "token_id", "case_id", "claim_id"):
         out = out.replace(f"<{name}>", "nobody" if name == "staff_id" else f"no-such-{name}")
     return out + ("?account_id=x" if rule == "/v1/admin/accounts" else "")
 
