@@ -86,6 +86,14 @@ def _case(fn_name: str):
     return run
 
 
+def _claim_cancel(params, inputs):
+    from app.inheritance_api import ictx
+    from inheritance import claims
+    claim = claims.staff_cancel(db.session, ictx(), params["claim_id"], g.staff_id, utcnow())
+    return f"Inheritance claim {claim.id} is now {claim.state}.", url_for("console.inheritance_claim",
+                                                                          claim_id=claim.id)
+
+
 def _staff(op: str):
     def run(params, inputs):
         by, now, sid = g.staff.actor, utcnow(), params.get("staff_id")
@@ -144,6 +152,9 @@ ACTIONS: dict[str, Action] = {
     "cancel_case": Action("recovery:cancel", ("case_id",), "Cancel case",
                           lambda p: f"Recovery case {p['case_id']} will be cancelled; no share is released.",
                           _case("cancel"), danger=True),
+    "cancel_claim": Action("recovery:cancel", ("claim_id",), "Cancel inheritance claim",
+                           lambda p: f"Inheritance claim {p['claim_id']} will be cancelled: no share is released "
+                                     "and the beneficiary is told it was declined.", _claim_cancel, danger=True),
     "staff_create": Action("staff:manage", (), "Create staff member",
                            lambda p: "A new staff member will be created with the roles you choose. They enroll "
                                      "TOTP (QR code) at their first login.", _staff("create"),

@@ -185,6 +185,27 @@ def case(case_id):
     return render_template("console/case.html", c=admin_case_out(cases.get(db.session, case_id), with_trail=True))
 
 
+@bp.route("/inheritance", methods=["GET"])
+@console_required("recovery:read")
+def inheritance_claims():
+    from inheritance import staff as inheritance_staff
+    from inheritance.machine import STATES
+    state = request.args.get("state") or None
+    if state not in STATES:
+        state = None
+    return render_template("console/inheritance.html", claims=inheritance_staff.list_claims(db.session, state, 200),
+                           state=state, states=STATES)
+
+
+@bp.route("/inheritance/<claim_id>", methods=["GET"])
+@console_required("recovery:read")
+def inheritance_claim(claim_id):
+    from app.inheritance_api import staff_out
+    from inheritance import claims
+    return render_template("console/inheritance_claim.html",
+                           c=staff_out(claims.get(db.session, claim_id), with_trail=True))
+
+
 @bp.route("/audit", methods=["GET"])
 @console_required("audit:read")
 def audit():

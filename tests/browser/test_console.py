@@ -47,7 +47,8 @@ def test_login_with_totp_enrollment_then_every_page(app, settings, browser, cons
     assert "olga" in page.locator("#who").inner_text()
     cookie = next(c for c in page.context.cookies() if c["name"] == "custos_admin")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
-    for path, label in (("/admin/recoveries", "recovery-queue"), ("/admin/approvals", "approvals"),
+    for path, label in (("/admin/recoveries", "recovery-queue"), ("/admin/inheritance", "inheritance-claims"),
+                        ("/admin/approvals", "approvals"),
                         ("/admin/accounts", "accounts"), ("/admin/audit", "audit"), ("/admin/staff", "staff"),
                         ("/admin/tokens", "tokens"), ("/admin/outbox", "outboxes")):
         page.goto(console.url + path)
@@ -213,3 +214,40 @@ def test_support_verifies_and_two_approvers_release_the_share(app_factory, setti
     assert "staff:ann" in page.locator("#approvals").inner_text() or "ann" in page.locator("#approvals").inner_text()
     console.shot(page, "case-released")
     assert rec.rebuild(new.case(cid)).mnemonic == phone.recovery.mnemonic
+
+
+def test_support_views_and_cancels_an_inheritance_claim(app_factory, settings_factory, master_key, browser,
+                                                        console_factory):
+    import datetime as dt
+    from client.inheritance import Claimant
+    from store.base import utcnow
+    from tests.api.inheritance_kit import apply_changes, befriend, device, setup_with_beneficiary
+    from tests.api.recovery_kit import account
+    isettings = settings_factory(MASTER_KEY=master_key)
+    iapp = app_factory(isettings)
+    owner, ben, other = device(iapp), device(iapp), device(iapp)
+    phone = PhoneWallet()
+    aid = account(owner, phone)["account_id"]
+    befriend(owner, ben)
+    setup_with_beneficiary(owner, ben.device_id, other.device_id, aid, phone, "heir-console@example.org")
+    owner.set_plan(aid, [{"device_id": ben.device_id, "label": "Ben"}], 60)
+    apply_changes(isettings, aid, utcnow() + dt.timedelta(days=4))
+    claim_id = Claimant(ben).start(aid)["claim_id"]
+    console = console_factory(iapp, isettings)
+    secret = kit.make_staff(isettings, "sue", ["support"])
+    page = browser
+    console.login(page, "sue", secret)
+    page.goto(console.url + "/admin/inheritance")
+    assert page.locator(f"tr[data-claim='{claim_id}'] .state").inner_text() == "waiting"
+    console.shot(page, "inheritance-queue")
+    page.click(f"tr[data-claim='{claim_id}'] a")
+    assert page.locator("#claim-state").inner_text() == "waiting"
+    assert "inheritance.requested" in page.locator("table").inner_text()
+    console.shot(page, "inheritance-claim")
+    page.click("#cancel-claim")
+    console.confirm(page, "cancel-claim")
+    assert "is now cancelled" in page.locator("#result").inner_text()
+    page.goto(console.url + f"/admin/inheritance/{claim_id}")
+    assert page.locator("#claim-state").inner_text() == "cancelled"
+    assert page.locator("#cancel-claim").count() == 0
+    assert ben.claim(claim_id)["closed_reason"] == "cancelled_by_staff"
