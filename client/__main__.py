@@ -1,4 +1,5 @@
-"""`python -m client [--server URL] [--state FILE] register|whoami|prices|contacts …|messages …|keys …`.
+"""`python -m client [--server URL] [--state FILE] register|whoami|prices|contacts …|messages …|keys …|
+inheritance …`.
 
 The device key and id are kept in a JSON state file (default ~/.custos-client.json,
 mode 0600) so `whoami` after `register` signs with the same key.
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from client import accounts_cli, policy_cli
-from client import recovery_cli
+from client import inheritance_cli, recovery_cli
 from client.phone import VerificationError
 from client.sdk import ApiError, CustosClient, DeviceKey
 
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     accounts_cli.add_commands(sub)
     policy_cli.add_commands(sub)
     recovery_cli.add_commands(sub)
+    inheritance_cli.add_commands(sub)
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
                 result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)
             elif args.command in ("recovery", "backup"):
                 result = recovery_cli.run(args, CustosClient(args.server, key, device_id), state)
+            elif args.command == "inheritance":
+                result = inheritance_cli.run(args, CustosClient(args.server, key, device_id), state)
             elif args.command == "prices":
                 query = f"?currency={args.currency.upper()}" if args.currency else ""
                 result = CustosClient(args.server, key, device_id).call("GET", f"/v1/prices{query}")

@@ -24,6 +24,8 @@ def add_commands(sub) -> None:
     s.add_argument("account_id")
     s.add_argument("--email", required=True)
     s.add_argument("--contact", required=True, help="the contact's device id (holds member 1)")
+    s.add_argument("--contact-role", choices=["holder", "beneficiary"], default="holder",
+                   help="beneficiary: the contact may be named in the inheritance plan")
     st = rec.add_parser("status", help="holders and custody status; answers open custody challenges")
     st.add_argument("account_id", nargs="?")
     start = rec.add_parser("start", help="on the new phone: start a recovery")
@@ -82,7 +84,8 @@ def run(args, client, state_path: Path):
         split = split_recovery(phone)
         result = api.setup(args.account_id, setup_body(split, args.email, [
             {"kind": "device", "device_id": api.device_id, "label": "this phone", "group_index": 0, "member_index": 0},
-            {"kind": "device", "device_id": args.contact, "group_index": 0, "member_index": 1},
+            {"kind": "device", "device_id": args.contact, "role": args.contact_role, "group_index": 0,
+             "member_index": 1},
             {"kind": "operator", "group_index": 0, "member_index": 2}]))
         held = {h["holder_id"]: split.share(0, 0) for h in result["holders"] if h["device_id"] == api.device_id}
         st.data.setdefault("held", {}).update(held)

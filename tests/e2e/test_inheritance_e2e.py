@@ -169,3 +169,47 @@ def _drain_system(m):
     """System message bodies from a messenger's queue (acknowledged)."""
     return [r.system for r in m.receive() if getattr(r, "system", None)]
 
+
+
+def test_cli_inheritance_set_show_claim_status_complete_sweep(stack, stack_rpc, tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+    from pathlib import Path
+    from client.sdk import CustosClient
+    root = Path(__file__).resolve().parents[2]
+    node, faucet = stack_rpc
+
+    def cli(state, *args):
+        proc = subprocess.run([sys.executable, "-m", "client", "--server", stack.api_url, "--state",
+                               str(tmp_path / state), *args], cwd=root, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return _json.loads(proc.stdout)
+
+    def sdk(state):
+        saved = _json.loads((tmp_path / state).read_text())
+        return InheritanceClient(stack.api_url, DeviceKey.from_pem(saved["key_pem"].encode()), saved["device_id"])
+
+    cli("owner.json", "register")
+    ben_id = cli("ben.json", "register")["device_id"]
+    aid = cli("owner.json", "account", "create", "--name", "cli-heir")["account_id"]
+    owner = sdk("owner.json")
+    addr = owner.call("POST", f"/v1/accounts/{aid}/addresses")["address"]
+    faucet.call("sendtoaddress", addr, Decimal("0.2"))
+    node.call("generatetoaddress", 1, faucet.call("getnewaddress"))
+    _wait(lambda: owner.call("GET", f"/v1/accounts/{aid}/balance")["confirmed"] == 20_000_000, "funds")
+    befriend(owner, sdk("ben.json"))
+    setup = cli("owner.json", "recovery", "setup", aid, "--email", f"cli-heir-{aid}@example.org", "--contact", ben_id,
+                "--contact-role", "beneficiary")
+    out = cli("owner.json", "inheritance", "set", aid, "--beneficiary", f"{ben_id}:Ben", "--waiting-days", "30")
+    assert out["waiting_days"] == 30 and out["pending_changes"][0]["device_id"] == ben_id
+    _clock(stack, out["pending_changes"][0]["change_id"], effective_at=dt.timedelta(0))
+    _wait(lambda: cli("owner.json", "inheritance", "show", aid)["beneficiaries"], "the plan change")
+    claim = cli("ben.json", "inheritance", "claim", aid)
+    assert cli("ben.json", "inheritance", "status")["state"] == "waiting"
+    _clock(stack, claim["claim_id"], wait_ends_at=dt.timedelta(0), next_reminder_at=dt.timedelta(days=1))
+    _wait(lambda: cli("ben.json", "inheritance", "status")["state"] == "released", "the release")
+    assert cli("ben.json", "inheritance", "complete", "--share", setup["contact_share"])["proven"] is True
+    dest = cli("ben.json", "account", "create", "--name", "heir-own")["account_id"]
+    done = cli("ben.json", "inheritance", "sweep", dest, "--fee-rate", "2")
+    assert done["state"] == "broadcast" and done["txid"] in node.call("getrawmempool")
