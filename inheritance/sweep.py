@@ -24,22 +24,19 @@ import datetime as dt
 import hashlib
 from types import SimpleNamespace
 
-from embit.psbt import PSBT
-from embit.script import Script
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
-from chain.model import Coin
 from cosigner import accounts, hooks
 from cosigner import policy_service
 from cosigner.errors import AccountNotFound, PsbtRejected, SpendStateError
-from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend
+from cosigner.model import OPEN_STATES, Account, Spend
 from inheritance import rule
 from inheritance.claims import get_for_beneficiary
 from inheritance.errors import ClaimClosed, InheritanceSweepError
 from inheritance.model import InheritanceClaim
-from recovery.sweep import destination_owned as _recovery_destination_owned
+from recovery.sweep import destination_owned as _recovery_destination_owned, sweep_every_coin
 
 
 def sweeping(session: Session, account_id: str) -> InheritanceClaim | None:
@@ -125,9 +122,9 @@ def build(session: Session, cctx, claim_id, device_id: str, destination_account_
     coins are included) to a fresh receive address of `destination_account_id`, fee
     subtracted, no change. Rebuilding replaces an earlier sweep that did not go out.
     Raises ClaimNotFound / ClaimClosed, InheritanceSweepError (`claim_not_proven`,
-    `account_frozen`, `sweep_destination_not_owned`, `invalid_fee_rate`,
-    `unconfirmed_funds`, `nothing_to_sweep`, `sweep_incomplete`). Returns the Spend."""
-    from cosigner import fees, reservations, spend_build, spends
+    `account_frozen`, `sweep_destination_not_owned`), recovery.errors.SweepError (the
+    shared sweep build: `invalid_fee_rate`, `unconfirmed_funds`, `nothing_to_sweep`,
+    `sweep_incomplete`; 422 like the others). Returns the Spend."""
     claim, account = _claim_for_sweep(session, claim_id, device_id)
     policy_service.lock_account(session, account.id)
     _refuse_if_frozen(session, account)
@@ -139,38 +136,13 @@ def build(session: Session, cctx, claim_id, device_id: str, destination_account_
     if dest.id == account.id or dest.watch_only or dest.network != account.network or sweeping(session, dest.id):
         raise InheritanceSweepError("the destination must be another spendable account of this device",
                                     code="sweep_destination_not_owned")
-    if fee_rate is not None and not 1.0 <= fee_rate <= 10_000.0:
-        raise InheritanceSweepError("fee_rate must be 1..10000 sat/vB", code="invalid_fee_rate")
-    unspent = list(session.scalars(select(Coin).where(Coin.account_id == account.id, Coin.spent_by_txid.is_(None))))
-    pending = [c for c in unspent if c.block_height is None]
-    if pending:
-        raise InheritanceSweepError("incoming payments are not confirmed yet; sweep once they confirm",
-                                    code="unconfirmed_funds",
-                                    details={"unconfirmed_sat": sum(c.amount_sat for c in pending),
-                                             "coins": len(pending)})
-    if not unspent:
-        raise InheritanceSweepError("there is nothing to sweep", code="nothing_to_sweep")
-    for open_spend in session.scalars(select(Spend).where(Spend.account_id == account.id,
-                                                          Spend.state.in_(CANCELLABLE_STATES)).with_for_update()):
-        open_spend.state, open_spend.updated_at, open_spend.signed_psbt = "cancelled", now, None
-        reservations.free(session, open_spend)
-        audit.record(session, actor=device_id, action="spend.cancelled", subject=open_spend.id,
-                     details={"by": "inheritance_sweep", "claim": claim.id}, now=now)
-    session.flush()
-    total = sum(c.amount_sat for c in unspent)
-    address = accounts.issue_address(session, cctx, dest, now).address
-    choice = fees.choose(cctx.node, fee_rate=fee_rate, conf_target=None, fallback_kvb=cctx.fee_fallback_kvb,
-                         floor_kvb=cctx.fee_floor_kvb)
-    spend_id = spends.new_spend_id()
-    built = spend_build.build_spend(session, cctx.node, accounts.view(account, session), account.id, spend_id,
-                                    outputs=[(Script.from_address(address).data, total)], rate_kvb=choice.rate_kvb,
-                                    subtract_fee_from=[0], replaceable=True, now=now, use_all=True)
     claim.destination_account_id = dest.id
-    claim.sweep_txid = PSBT.from_string(built.psbt).tx.txid().hex()    # so the preview is the sweep rule's
-    spend = spends.record(session, cctx, account, built.psbt, now=now, spend_id=spend_id)
-    swept = {(i["txid"], i["vout"]) for i in spend.inputs}
-    if swept != {(c.txid, c.vout) for c in unspent} or any(o["change"] for o in spend.outputs):
-        raise InheritanceSweepError("the built transaction does not sweep every coin", code="sweep_incomplete")
+
+    def _mark(txid: str) -> None:        # before the spend is recorded: its preview is the inheritance rule's
+        claim.sweep_txid = txid
+    spend, unspent, _ = sweep_every_coin(session, cctx, account, dest, fee_rate=fee_rate, actor=device_id,
+                                         by="inheritance_sweep", now=now, on_built=_mark)
+    total = sum(c.amount_sat for c in unspent)
     claim.sweep_spend_id, claim.sweep_txid, claim.updated_at = spend.id, spend.unsigned_txid, now
     audit.record(session, actor=device_id, action="inheritance.sweep_built", subject=claim.id,
                  details={"account": account.id, "spend": spend.id, "destination": dest.id, "inputs": len(unspent),

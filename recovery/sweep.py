@@ -89,7 +89,6 @@ def build(session: Session, cctx, account_id: str, device_id: str, destination_a
     subtracted, no change. Raises AccountNotFound, SweepError (not in sweep mode,
     unconfirmed funds, nothing to sweep, destination not the new owner's, incomplete).
     Returns the Spend."""
-    from cosigner import fees, reservations, spend_build, spends
     account = accounts.get_owned(session, account_id, device_id)
     state = sweeping(session, account.id)
     if state is None or state.new_owner_device_id != device_id:
@@ -102,6 +101,29 @@ def build(session: Session, cctx, account_id: str, device_id: str, destination_a
     if dest.id == account.id or dest.watch_only or sweeping(session, dest.id) or dest.network != account.network:
         raise SweepError("the destination must be another spendable account of this device",
                          code="sweep_destination_not_owned")
+    state.destination_account_id = dest.id
+    spend, unspent, cancelled = sweep_every_coin(session, cctx, account, dest, fee_rate=fee_rate, actor=device_id,
+                                                 by="recovery_sweep", now=now)
+    total = sum(c.amount_sat for c in unspent)
+    state.sweep_spend_id, state.sweep_txid, state.updated_at = spend.id, spend.unsigned_txid, now
+    audit.record(session, actor=device_id, action="recovery.sweep_built", subject=account.id,
+                 details={"spend": spend.id, "destination": dest.id, "inputs": len(unspent), "total_sat": total,
+                          "cancelled": cancelled}, now=now)
+    return spend
+
+
+def sweep_every_coin(session: Session, cctx, account: Account, dest: Account, *, fee_rate: float | None, actor: str,
+                     by: str, now: dt.datetime, on_built=None) -> tuple[Spend, list, list]:
+    """The part every sweep shares (recovery's and inheritance's): check the fee rate,
+    take EVERY coin of `account` in the chain index (none may be unconfirmed), cancel the
+    account's open spends so their coins are included (audited `spend.cancelled`, by
+    `by`), build to a fresh receive address of `dest` with the fee subtracted and no
+    change, call `on_built(unsigned_txid)` before the spend is recorded (so a policy
+    hook can recognise it), record it and check it sweeps every coin. Raises SweepError
+    (`invalid_fee_rate`, `unconfirmed_funds`, `nothing_to_sweep`, `sweep_incomplete`).
+    Returns (spend, the coins swept, the ids of the cancelled spends)."""
+    from embit.psbt import PSBT
+    from cosigner import fees, reservations, spend_build, spends
     if fee_rate is not None and not 1.0 <= fee_rate <= 10_000.0:
         raise SweepError("fee_rate must be 1..10000 sat/vB", code="invalid_fee_rate")
     unspent = list(session.scalars(select(Coin).where(Coin.account_id == account.id, Coin.spent_by_txid.is_(None))))
@@ -118,8 +140,8 @@ def build(session: Session, cctx, account_id: str, device_id: str, destination_a
         open_spend.state, open_spend.updated_at, open_spend.signed_psbt = "cancelled", now, None
         reservations.free(session, open_spend)
         cancelled.append(open_spend.id)
-        audit.record(session, actor=device_id, action="spend.cancelled", subject=open_spend.id,
-                     details={"by": "recovery_sweep"}, now=now)
+        audit.record(session, actor=actor, action="spend.cancelled", subject=open_spend.id,
+                     details={"by": by}, now=now)
     session.flush()
     total = sum(c.amount_sat for c in unspent)
     address = accounts.issue_address(session, cctx, dest, now).address
@@ -129,13 +151,10 @@ def build(session: Session, cctx, account_id: str, device_id: str, destination_a
     built = spend_build.build_spend(session, cctx.node, accounts.view(account, session), account.id, spend_id,
                                     outputs=[(Script.from_address(address).data, total)], rate_kvb=choice.rate_kvb,
                                     subtract_fee_from=[0], replaceable=True, now=now, use_all=True)
-    state.destination_account_id = dest.id
+    if on_built is not None:
+        on_built(PSBT.from_string(built.psbt).tx.txid().hex())
     spend = spends.record(session, cctx, account, built.psbt, now=now, spend_id=spend_id)
     swept = {(i["txid"], i["vout"]) for i in spend.inputs}
     if swept != {(c.txid, c.vout) for c in unspent} or any(o["change"] for o in spend.outputs):
         raise SweepError("the built transaction does not sweep every coin", code="sweep_incomplete")
-    state.sweep_spend_id, state.sweep_txid, state.updated_at = spend.id, spend.unsigned_txid, now
-    audit.record(session, actor=device_id, action="recovery.sweep_built", subject=account.id,
-                 details={"spend": spend.id, "destination": dest.id, "inputs": len(unspent), "total_sat": total,
-                          "cancelled": cancelled}, now=now)
-    return spend
+    return spend, unspent, cancelled
