@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from cosigner.model import Account
 from inheritance import machine, plans
+from inheritance.beneficiaries import check as check_beneficiary
 from inheritance.context import InheritanceContext
 from inheritance.errors import ClaimBlocked, ClaimClosed, ClaimConflict, ClaimNotFound, InvalidPlan, NotBeneficiary
 from inheritance.limits import CHALLENGE_BYTES, CLAIM_BLOCK, SEALING_KEY_BYTES
@@ -74,7 +75,8 @@ def blocked_until(session: Session, account_id: str, device_id: str, now: dt.dat
 def start(session: Session, ctx: InheritanceContext, *, device_id: str, account_id, sealing_key: bytes,
           now: dt.datetime) -> InheritanceClaim:
     """A beneficiary starts a claim. Raises InvalidPlan (`invalid_sealing_key`),
-    NotBeneficiary (not a beneficiary in force — the same for an unknown account),
+    NotBeneficiary (not a beneficiary in force, or no longer eligible now — no longer a
+    contact or a beneficiary holder of the current setup; the same for an unknown account),
     ClaimBlocked (a claim was cancelled less than 30 days ago: `details.blocked_until`),
     ClaimConflict (`claim_open`: this beneficiary already has an open claim). Then the
     owner, the other holders and the recovery e-mail are told at once and the claim
@@ -97,12 +99,12 @@ def start(session: Session, ctx: InheritanceContext, *, device_id: str, account_
                             details={"claim_id": mine[0].id})
     try:
         setup = setups.current(session, account.id)
-    except NotConfigured:
+        holder_id = check_beneficiary(session, account, setup, device_id).id     # still eligible now
+    except (NotConfigured, InvalidPlan):
         raise NotBeneficiary("you are not a beneficiary of this account") from None
-    holder_id = entry.get("holder_id")
     ends = now + dt.timedelta(days=plan.waiting_days)
     claim = InheritanceClaim(id="icl_" + secrets.token_hex(12), account_id=account.id, setup_id=setup.id,
-                             holder_id=holder_id or "", beneficiary_device_id=device_id,
+                             holder_id=holder_id, beneficiary_device_id=device_id,
                              owner_device_id=account.owner_device_id, sealing_key=sealing_key, state="requested",
                              waiting_days=plan.waiting_days, wait_ends_at=ends,
                              next_reminder_at=next_reminder(now, ends, ctx.reminder_every, now), reminders_sent=0,

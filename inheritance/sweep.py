@@ -183,7 +183,7 @@ def finish(session: Session, claim: InheritanceClaim, account: Account, spend: S
     """After the broadcast: released → completed; the emptied account passes to the
     beneficiary's device, and the old owner's device is revoked for it (the device
     itself is revoked when it owns no other account). Other open claims of the account
-    are cancelled (`superseded`)."""
+    are cancelled (`superseded`) and the plan names nobody any more."""
     from devices import services as devices
     from devices.model import Device
     from inheritance.claims import move, open_claims
@@ -200,3 +200,7 @@ def finish(session: Session, claim: InheritanceClaim, account: Account, spend: S
     for other in open_claims(session, account.id):
         if other.id != claim.id:
             move(session, other, "cancelled", now, reason="superseded")
+    from inheritance.plans import get as plan_of
+    plan = plan_of(session, account.id, lock=True)
+    if plan is not None:                       # the account is the beneficiary's now: nobody is left to inherit it
+        plan.beneficiaries, plan.version, plan.updated_at = [], plan.version + 1, now

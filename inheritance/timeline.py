@@ -40,8 +40,9 @@ def advance(session: Session, ctx: InheritanceContext, claim_id: str, now: dt.da
     """Run every step due at `now`, then schedule the next one. An open claim whose
     ground moved is cancelled first: the recovery setup was replaced (`setup_replaced`:
     its share no longer combines with the operator's), the beneficiary left the plan
-    (`beneficiary_removed`) or the account changed owner (`owner_changed`, e.g. a
-    completed recovery). Returns the claim's state."""
+    (`beneficiary_removed`), is no longer eligible (`beneficiary_not_eligible`: not a
+    contact any more, device revoked) or the account changed owner (`owner_changed`, e.g.
+    a completed recovery). Returns the claim's state."""
     claim = get(session, claim_id, lock=True)
     if claim.state in machine.OPEN_STATES:
         reason = _ground_moved(session, claim)
@@ -74,6 +75,12 @@ def _ground_moved(session: Session, claim: InheritanceClaim) -> str | None:
     account = session.get(Account, claim.account_id)
     if account is None or account.owner_device_id != claim.owner_device_id:
         return "owner_changed"
+    from inheritance.beneficiaries import check
+    from inheritance.errors import InvalidPlan
+    try:
+        check(session, account, session.get(RecoverySetup, claim.setup_id), claim.beneficiary_device_id)
+    except InvalidPlan:
+        return "beneficiary_not_eligible"      # no longer a contact, or its device revoked
     return None
 
 

@@ -215,3 +215,20 @@ def test_staff_lists_and_cancels_but_cannot_shorten(world, isettings, iapp):
                    for rule in iapp.url_map.iter_rules() if rule.rule.startswith("/v1/admin"))
     status, body = staff_call(iapp, "GET", "/v1/admin/inheritance/claims/icl_nope")
     assert (status, body["error"]["code"]) == (404, "claim_not_found")
+
+
+def test_a_claim_is_decided_with_the_state_of_now(world, isettings):
+    """A beneficiary who is no longer the owner's contact cannot claim, and an open claim
+    of one is cancelled at its next step instead of being released."""
+    from client.messaging import MessagingClient
+    owner, ben, aid = world["owner"], world["ben"], world["aid"]
+    _named(world, isettings)
+    claim = Claimant(ben).start(aid)
+    [contact] = [c for c in MessagingClient.like(owner).contacts() if c["device_id"] == ben.device_id]
+    MessagingClient.like(owner).delete_contact(contact["contact_id"])
+    ends = dt.datetime.fromisoformat(claim["wait_ends_at"])
+    assert advance(isettings, claim["claim_id"], ends + dt.timedelta(seconds=1)) == "cancelled"
+    got = ben.claim(claim["claim_id"])
+    assert got["closed_reason"] == "beneficiary_not_eligible" and got["operator_share_sealed"] is None
+    e = err(Claimant(ben).start, aid)
+    assert (e.status, e.code) == (403, "not_a_beneficiary")

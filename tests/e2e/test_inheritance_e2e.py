@@ -22,7 +22,7 @@ from client.messaging import MessagingClient
 from client.phone import PhoneWallet
 from client.recovery import HeldShares, collect_shares, deliver_share
 from client.sdk import ApiError, DeviceKey
-from tests.api.inheritance_kit import befriend, messenger, setup_with_beneficiary
+from tests.api.inheritance_kit import befriend, setup_with_beneficiary
 
 
 def _client(stack) -> InheritanceClient:
@@ -176,7 +176,6 @@ def test_cli_inheritance_set_show_claim_status_complete_sweep(stack, stack_rpc, 
     import subprocess
     import sys
     from pathlib import Path
-    from client.sdk import CustosClient
     root = Path(__file__).resolve().parents[2]
     node, faucet = stack_rpc
 
