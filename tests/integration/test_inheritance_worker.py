@@ -7,14 +7,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import signal
-import time
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from store.base import utcnow
-from store.session import engine_for, session_scope
-from tests.integration.test_recovery_worker import _broker, _start_worker, _stop, _wait
+from store.session import session_scope
+from tests.integration.worker_kit import broker_url as _broker, kill_mid_step_then_finish, worker_env
 
 
 def _waiting_claim(settings):
@@ -72,7 +70,6 @@ def test_killed_worker_mid_release_reconciler_finishes(require_postgres, clean_d
     from audit.model import AuditEvent
     from inheritance.model import InheritanceClaim
     from tests.conftest import make_settings
-    from workers.celery_app import make_celery
     from workers.jobs import ScheduledJob
     broker = _broker(redis_url, tmp_path)
     if redis_url:
@@ -80,51 +77,20 @@ def test_killed_worker_mid_release_reconciler_finishes(require_postgres, clean_d
         redis_lib.Redis.from_url(broker).flushdb()
     settings = make_settings(clean_db, None, broker, MASTER_KEY=master_key)
     claim_id, key, split = _waiting_claim(settings)
-    env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": clean_db, "BROKER_URL": broker, "MASTER_KEY": master_key,
-           "LOG_JSON": "0", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
     log_path = tmp_path / "worker.log"
-    celery = make_celery(settings)
 
-    # hold the claim row: the worker claims the job and then blocks inside the step
-    blocker = engine_for(clean_db).connect()
-    tx = blocker.begin()
-    blocker.execute(text("SELECT id FROM inheritance_claims WHERE id = :id FOR UPDATE"), {"id": claim_id})
-    first, log1 = _start_worker(env, log_path, "first")
-    try:
-        celery.send_task("workers.tasks.reconcile")
+    def unchanged():      # the step's transaction died with the worker
+        with session_scope(clean_db) as s:
+            claim = s.get(InheritanceClaim, claim_id)
+            return claim.state == "waiting" and claim.released_share is None
 
-        def running():
-            with session_scope(clean_db) as s:
-                return s.scalar(select(ScheduledJob.id).where(ScheduledJob.subject == claim_id,
-                                                              ScheduledJob.state == "running"))
-        job_id = _wait(running, "the first worker to claim the job", log_path)
-        time.sleep(0.5)   # it is now waiting on the row lock, mid-step
-        _stop(first, signal.SIGKILL)
-    finally:
-        tx.rollback()
-        blocker.close()
-        _stop(first)
-        log1.close()
-    with session_scope(clean_db) as s:
-        claim = s.get(InheritanceClaim, claim_id)
-        assert claim.state == "waiting" and claim.released_share is None   # the step died with the worker
-        job = s.get(ScheduledJob, job_id)
-        assert job.state == "running" and job.attempts == 1
-        job.started_at = utcnow() - dt.timedelta(minutes=11)         # the clock passes STALE_AFTER
-
-    second, log2 = _start_worker(env, log_path, "second")
-    try:
-        celery.send_task("workers.tasks.reconcile")
-
-        def released():
-            with session_scope(clean_db) as s:
-                c = s.get(InheritanceClaim, claim_id)
-                return c if c.state == "released" else None
-        claim = _wait(released, "the reconciler and the second worker to release the claim", log_path)
-    finally:
-        _stop(second)
-        log2.close()
+    def released():
+        with session_scope(clean_db) as s:
+            c = s.get(InheritanceClaim, claim_id)
+            return c if c.state == "released" else None
+    claim, job_id = kill_mid_step_then_finish(settings, worker_env(clean_db, broker, master_key), log_path,
+                                              table="inheritance_claims", subject=claim_id, unchanged=unchanged,
+                                              finished=released)
     from nacl.public import SealedBox
     assert SealedBox(key).decrypt(claim.released_share).decode() == split.share(0, 2)
     assert base64.b64encode(claim.released_share)

@@ -7,53 +7,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from store.base import utcnow
-from store.session import engine_for, session_scope
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _broker(redis_url, tmp_path) -> str:
-    if not redis_url:
-        return f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    from tests.services import worker_broker_url
-    return worker_broker_url(redis_url)
-
-
-def _start_worker(env, log_path, name):
-    log = open(log_path, "a")
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--concurrency", "1",
-                             "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log
-
-
-def _stop(proc, sig=signal.SIGTERM):
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def _wait(pred, what, log_path, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}\n--- worker log ---\n{Path(log_path).read_text()[-3000:]}")
+from store.session import session_scope
+from tests.integration.worker_kit import broker_url as _broker, kill_mid_step_then_finish, worker_env
 
 
 def _waiting_case(settings):
@@ -105,58 +64,25 @@ def test_killed_worker_mid_release_reconciler_finishes(require_postgres, clean_d
     from audit.model import AuditEvent
     from recovery.model import RecoveryCase
     from tests.conftest import make_settings
-    from workers.celery_app import make_celery
-    from workers.jobs import ScheduledJob
     broker = _broker(redis_url, tmp_path)
     if redis_url:
         import redis as redis_lib
         redis_lib.Redis.from_url(broker).flushdb()
     settings = make_settings(clean_db, None, broker, MASTER_KEY=master_key)
     case_id, rec, split = _waiting_case(settings)
-    env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": clean_db, "BROKER_URL": broker, "MASTER_KEY": master_key,
-           "LOG_JSON": "0", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
     log_path = tmp_path / "worker.log"
-    celery = make_celery(settings)
 
-    # hold the case row: the worker claims the job and then blocks inside the step
-    blocker = engine_for(clean_db).connect()
-    tx = blocker.begin()
-    blocker.execute(text("SELECT id FROM recovery_cases WHERE id = :id FOR UPDATE"), {"id": case_id})
-    first, log1 = _start_worker(env, log_path, "first")
-    try:
-        celery.send_task("workers.tasks.reconcile")
+    def unchanged():      # the step's transaction died with the worker
+        with session_scope(clean_db) as s:
+            return s.get(RecoveryCase, case_id).state == "waiting"
 
-        def running():
-            with session_scope(clean_db) as s:
-                return s.scalar(select(ScheduledJob.id).where(ScheduledJob.subject == case_id,
-                                                              ScheduledJob.state == "running"))
-        job_id = _wait(running, "the first worker to claim the job", log_path)
-        time.sleep(0.5)   # it is now waiting on the row lock, mid-step
-        _stop(first, signal.SIGKILL)
-    finally:
-        tx.rollback()
-        blocker.close()
-        _stop(first)
-        log1.close()
-    with session_scope(clean_db) as s:
-        assert s.get(RecoveryCase, case_id).state == "waiting"       # the step's transaction died with the worker
-        job = s.get(ScheduledJob, job_id)
-        assert job.state == "running" and job.attempts == 1
-        job.started_at = utcnow() - dt.timedelta(minutes=11)         # the clock passes STALE_AFTER
-
-    second, log2 = _start_worker(env, log_path, "second")
-    try:
-        celery.send_task("workers.tasks.reconcile")
-
-        def released():
-            with session_scope(clean_db) as s:
-                c = s.get(RecoveryCase, case_id)
-                return c if c.state == "released" else None
-        case = _wait(released, "the reconciler and the second worker to release the case", log_path)
-    finally:
-        _stop(second)
-        log2.close()
+    def released():
+        with session_scope(clean_db) as s:
+            c = s.get(RecoveryCase, case_id)
+            return c if c.state == "released" else None
+    case, _ = kill_mid_step_then_finish(settings, worker_env(clean_db, broker, master_key), log_path,
+                                        table="recovery_cases", subject=case_id, unchanged=unchanged,
+                                        finished=released)
     opened = rec.open_shares({"sealed_shares": [], "operator_share_sealed": base64.b64encode(case.released_share).decode()})
     assert opened == [split.share(0, 2)]
     with session_scope(clean_db) as s:
