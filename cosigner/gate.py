@@ -26,12 +26,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from embit.bip32 import HDKey
+from embit.descriptor.arguments import Key as DescriptorKey, KeyOrigin
 from embit.transaction import SIGHASH
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
-from chain import wallets
+from chain import rpc
 from chain.errors import ChainRejected
 from chain.observe import observe_transaction
 from cosigner import accounts, chainevents, coincheck, hooks, policy_service, reservations
@@ -40,7 +41,7 @@ from cosigner.context import CosignerContext
 from cosigner.errors import PsbtRejected, SpendNotFound
 from cosigner.finalize import finalize
 from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
-from cosigner.psbt import Intent, inspect, parse
+from cosigner.psbt import HARDENED, Intent, inspect, parse
 from cosigner.vault import SealedSecret, open_secret
 from workers.jobs import schedule
 
@@ -126,18 +127,21 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     decision = hooks.policy_rule(session, account, intent, now) or policy_service.decide(
         session, account, intent, spend_id=spend.id, now=now, lock=False, sweep=hooks.is_sweep(session, account, intent))
     verdict = judge(session, account, spend, decision, now)
-    record_decision(session, spend, decision, actor=actor, now=now)
     if verdict.action != "sign":
+        record_decision(session, spend, decision, actor=actor, now=now)
         _hold(session, ctx, account, spend, verdict, psbt_b64=psbt_b64, now=now)
         return spend
+    # a signed spend's decision is audited once, with what became of it (below)
     if check_inputs:
         for i in spend.inputs:  # a replacement's inputs are spent by the mempool transaction it replaces
             if ctx.node.call("gettxout", i["txid"], i["vout"], replaced is None) is None:
+                record_decision(session, spend, decision, actor=actor, now=now)
                 return _fail(session, ctx, account, spend, "inputs_spent", now)
     raw = _cosign(session, ctx, account, view, psbt, intent)
     try:
-        txid = wallets.broadcast(ctx.node, raw.hex())
+        txid = rpc.broadcast(ctx.node, raw.hex())
     except ChainRejected as err:
+        record_decision(session, spend, decision, actor=actor, now=now)
         return _fail(session, ctx, account, spend, err.message[:200], now)
     spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
     spend.decided_at = now           # counts against velocity windows from the moment it was signed
@@ -151,8 +155,9 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
         old = session.get(Spend, spend.replaces_id)
         if old is not None:
             old.state, old.replaced_by_id, old.updated_at = "replaced", spend.id, now
-    audit.record(session, actor=actor, action="spend.broadcast", subject=spend.id,
-                 details={"txid": txid, "fee_sat": intent.fee_sat, "policy_version": decision.policy_version}, now=now)
+    # last, so PostgreSQL's audit-tail lock is held only from here to commit
+    record_decision(session, spend, decision, actor=actor, now=now,
+                    outcome={"txid": txid, "fee_sat": intent.fee_sat})
     return spend
 
 
@@ -188,10 +193,13 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
 
 
 def record_decision(session: Session, spend: Spend, decision: engine.Decision, *, actor: str,
-                    now: dt.datetime) -> None:
+                    now: dt.datetime, outcome: dict | None = None) -> None:
+    """Store the decision on the spend and append its one `spend.decision` audit row.
+    `outcome` (the broadcast's txid and fee) joins the row of a decision that signed, so
+    a cosign costs one audit row and the trail still names the transaction."""
     spend.decision = decision.as_dict()
     details = {"action": decision.action, "policy_version": decision.policy_version,
-               "reasons": [r.get("rule") for r in decision.reasons]}
+               "reasons": [r.get("rule") for r in decision.reasons], **(outcome or {})}
     if decision.rates:               # the prices fiat rules converted with, at this moment
         details["rates"] = dict(decision.rates)
     audit.record(session, actor=actor, action="spend.decision", subject=spend.id, details=details, now=now)
@@ -290,10 +298,15 @@ def _cosign(session: Session, ctx: CosignerContext, account: Account, view, psbt
     key = session.get(CosignerKey, account.server_key_id)
     root = HDKey.from_string(open_secret(ctx.keyring, SealedSecret(key.kek_id, key.wrapped_dek, key.ciphertext),
                                          key.id).decode())
+    account_key = None
     try:
-        signed = psbt.sign_with(root, SIGHASH.ALL)
+        # the account-level key (4 hardened steps) derived once; each input then costs
+        # the 2 steps below it (embit matches the PSBT's derivations against the origin)
+        path = [int(step.rstrip("h'")) + HARDENED for step in key.path.split("/")]
+        account_key = DescriptorKey(root.derive(path), origin=KeyOrigin(root.my_fingerprint, path))
+        signed = psbt.sign_with(account_key, SIGHASH.ALL)
     finally:
-        del root
+        del root, account_key
     if signed < len(psbt.inputs):
         raise PsbtRejected("the server could not sign every input", code="cosign_failed")
     return finalize(psbt, intent.inputs, view)

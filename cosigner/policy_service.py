@@ -21,6 +21,7 @@ from prices import store as price_store
 from workers.jobs import schedule
 
 MIN_LOOSEN_DELAY = dt.timedelta(hours=1)
+LEDGER_MARGIN = dt.timedelta(days=1)   # read a day beyond the widest window; the engine cuts exactly
 
 
 class PolicyChangeNotFound(CosignerError):
@@ -155,13 +156,26 @@ def freeze(session: Session, account: Account, *, by: str, actor: str, frozen: b
     return result
 
 
-def ledger(session: Session, account_id: str, *, exclude: str | None = None) -> list[engine.HistoryEntry]:
-    """Counted spends (reserved or sent) as history entries for velocity limits."""
-    rows = session.scalars(select(Spend).where(Spend.account_id == account_id, Spend.state.in_(COUNTED_STATES),
-                                               Spend.decided_at.is_not(None)))
-    return [engine.HistoryEntry(r.decided_at, r.external_sat,
-                                frozenset(f"{i['txid']}:{i['vout']}" for i in r.inputs))
-            for r in rows if r.id != exclude]
+def ledger(session: Session, account_id: str, *, exclude: str | None = None,
+           policy: engine.Policy | None = None, now: dt.datetime | None = None) -> list[engine.HistoryEntry]:
+    """Counted spends (reserved or sent) as history entries for velocity limits.
+
+    Given the `policy` and `now` it is judged with, only what its limits can see is read:
+    nothing when it has no limit, else the spends decided after now minus its largest
+    window (minus a day of margin; the engine applies the exact window), and only the
+    three columns an entry needs. Entries decided after `now` (by a decision that took the
+    lock first) are always included. Without them, every counted spend."""
+    stmt = select(Spend.decided_at, Spend.external_sat, Spend.inputs).where(
+        Spend.account_id == account_id, Spend.state.in_(COUNTED_STATES), Spend.decided_at.is_not(None))
+    if exclude is not None:
+        stmt = stmt.where(Spend.id != exclude)
+    if policy is not None and now is not None:
+        if not policy.limits:
+            return []
+        widest = max(engine.WINDOWS[lim.window] for lim in policy.limits)
+        stmt = stmt.where(Spend.decided_at > now - widest - LEDGER_MARGIN)
+    return [engine.HistoryEntry(at, external_sat, frozenset(f"{i['txid']}:{i['vout']}" for i in inputs))
+            for at, external_sat, inputs in session.execute(stmt)]
 
 
 def intent_of(inspected, sweep: bool = False) -> engine.Intent:
@@ -185,7 +199,7 @@ def decide(session: Session, account: Account, inspected, *, spend_id: str | Non
     if lock:
         lock_account(session, account.id)
     policy = current(session, account.id)
-    return engine.evaluate(intent_of(inspected, sweep), policy, ledger(session, account.id, exclude=spend_id), now,
+    return engine.evaluate(intent_of(inspected, sweep), policy, ledger(session, account.id, exclude=spend_id, policy=policy, now=now), now,
                            rates=rates(session, policy, now))
 
 

@@ -12,6 +12,7 @@ when present. It refuses with PsbtRejected(code) — never partially — and ret
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 from copy import copy
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from embit.bip32 import HDKey
 from embit.ec import PublicKey, Signature
 from embit.psbt import PSBT
+from embit.script import Script
 from embit.transaction import SIGHASH
 from embit.util import secp256k1
 
@@ -129,8 +131,58 @@ def _locate(view: AccountView, derivations) -> tuple[int, int] | None:
     return found.pop() if found else None
 
 
+class _Derived:
+    """A descriptor's scripts at one index: `witness_script()` and `script_pubkey()`."""
+    __slots__ = ("_ws", "_spk")
+
+    def __init__(self, ws: Script, spk: Script):
+        self._ws, self._spk = ws, spk
+
+    def witness_script(self) -> Script:
+        return self._ws
+
+    def script_pubkey(self) -> Script:
+        return self._spk
+
+
+# (id(descriptor), branch, keys) -> (descriptor, fast path proved for it); the descriptor
+# is held so its id cannot be reused while the entry lives
+_FAST_PROVED: dict[tuple, tuple[object, bool]] = {}
+
+
+def _sortedmulti_script(view: AccountView, branch: int, index: int) -> bytes:
+    secs = sorted(child_pub(k.xpub, branch, index).sec() for k in view.keys())
+    return b"\x52" + b"".join(b"\x21" + sec for sec in secs) + b"\x53\xae"   # OP_2 <k>x3 OP_3 CHECKMULTISIG
+
+
+def _fast_applies(view: AccountView, desc, branch: int) -> bool:
+    """True when `desc` is the 2of3 sortedmulti of the view's three keys on `branch`:
+    proved once per descriptor object by comparing the fast script with embit's at
+    index 0 (the same keys and branch give the same script at every index)."""
+    cache_key = (id(desc), branch, view.template, tuple(k.xpub for k in view.keys()))
+    hit = _FAST_PROVED.get(cache_key)
+    if hit is not None and hit[0] is desc:
+        return hit[1]
+    ok = False
+    if view.template == "2of3":
+        try:
+            ok = _sortedmulti_script(view, branch, 0) == desc.derive(0).witness_script().data
+        except Exception:
+            ok = False
+    if len(_FAST_PROVED) >= 4096:
+        _FAST_PROVED.clear()
+    _FAST_PROVED[cache_key] = (desc, ok)
+    return ok
+
+
 def _derived(view: AccountView, branch: int, index: int):
-    return (view.receive if branch == 0 else view.change).derive(index)
+    """The account's scripts at (branch, index): for the 2of3 template from the cached
+    branch keys (three public CKDs and a hash), otherwise through embit's descriptor."""
+    desc = view.receive if branch == 0 else view.change
+    if _fast_applies(view, desc, branch):
+        ws = _sortedmulti_script(view, branch, index)
+        return _Derived(Script(ws), Script(b"\x00\x20" + hashlib.sha256(ws).digest()))
+    return desc.derive(index)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -248,3 +248,30 @@ def test_multisig_keys_are_read_from_the_script_in_script_order():
         a = Account(template, decay, label=f"order-{template}")
         ws = a.view.change.derive(7).witness_script().data
         assert script_multisig_keys(ws) == [p.sec() for p in multisig_order(a.view, 1, 7)]
+
+
+@pytest.mark.parametrize("template,decay", [("2of3", None), ("2of3_decaying", 144)])
+def test_inspection_scripts_equal_embit_descriptor_derivation(template, decay):
+    """The scripts inspection proves inputs and change with (for 2of3 from the cached
+    branch keys, sorted as sortedmulti sorts) are embit's descriptor derivation at every
+    path; the decaying template goes through embit itself."""
+    from cosigner.psbt import _derived, _fast_applies
+    a = Account(template, decay, label=f"fast-{template}")
+    for branch in (0, 1):
+        desc = a.view.receive if branch == 0 else a.view.change
+        assert _fast_applies(a.view, desc, branch) is (template == "2of3")
+        for index in (0, 1, 7, 19, 1000, 2**31 - 1):
+            mine, theirs = _derived(a.view, branch, index), desc.derive(index)
+            assert mine.witness_script().data == theirs.witness_script().data
+            assert mine.script_pubkey() == theirs.script_pubkey()
+
+
+def test_fast_scripts_are_not_used_for_a_descriptor_of_other_keys():
+    """A view whose descriptors do not match its keys never gets the fast path (so a
+    derivation the descriptor does not make cannot be proved)."""
+    from dataclasses import replace
+    from cosigner.psbt import _fast_applies
+    a, b = Account(label="fast-a"), Account(label="fast-b")
+    mixed = replace(a.view, receive=b.view.receive, change=b.view.change)
+    assert not _fast_applies(mixed, mixed.receive, 0) and not _fast_applies(mixed, mixed.change, 1)
+    assert _fast_applies(a.view, a.view.change, 1) and not _fast_applies(a.view, a.view.change, 0)
