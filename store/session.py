@@ -3,11 +3,24 @@
 `engine_for(url)` caches one engine per URL per process (engines are pools; never build
 one per task). SQLite gets a busy timeout and WAL so the API, the worker and beat can
 share the embedded database file.
+
+SQLite writers queue on a file lock (`<database>-writer.lock`, flock) taken just before
+a transaction's first write and released right after its commit or rollback. SQLite's
+own busy handler sleeps 1, 2, 5, … up to 100 ms between attempts, so under concurrent
+writers the write lock stood free while every waiter slept (4 concurrent cosign clients
+were slower than one, p99 in the hundreds of ms); a waiter on the file lock polls every
+millisecond at most. The busy timeout stays as the backstop: after `WRITER_WAIT` s on
+the file lock (e.g. a second connection of the same thread writing while the first
+holds it) the write goes ahead on SQLite's own lock and its timeout.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import sqlite3
 import threading
+import time
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -17,10 +30,94 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+WRITER_WAIT = 30.0          # seconds on the writers' file lock before relying on SQLite's
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "BEGIN")
+
+
+class _Cursor(sqlite3.Cursor):
+    def execute(self, sql, parameters=()):
+        conn = self.connection
+        took = conn._before_statement(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            if took and not conn.in_transaction:
+                conn._release_writer()
+
+    def executemany(self, sql, seq_of_parameters):
+        conn = self.connection
+        took = conn._before_statement(sql)
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        finally:
+            if took and not conn.in_transaction:
+                conn._release_writer()
+
+
+class WriterQueueConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions queue on a per-database file lock
+    (see the module docstring). In-memory databases do not queue."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        name = os.fspath(database) if not isinstance(database, bytes) else database.decode()
+        memory = name in ("", ":memory:") or name.startswith("file:") or "mode=memory" in name
+        self._lock_path = None if memory else os.path.abspath(name) + "-writer.lock"
+        self._lock_fd = None
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    def _before_statement(self, sql: str) -> bool:
+        """Take the writers' lock before the statement that opens a write transaction;
+        True when this call took it."""
+        if self._lock_path is None or self._lock_fd is not None or self.in_transaction:
+            return False
+        if sql.lstrip()[:6].upper() not in _WRITES:
+            return False
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline, pause = time.monotonic() + WRITER_WAIT, 0.0001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return False         # SQLite's busy timeout decides from here
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+        self._lock_fd = fd
+        return True
+
+    def _release_writer(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)                 # closing the descriptor releases the flock
+
+    def commit(self):
+        try:
+            super().commit()
+        finally:
+            self._release_writer()
+
+    def rollback(self):
+        try:
+            super().rollback()
+        finally:
+            self._release_writer()
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._release_writer()
+
+
 def engine_options(url: str) -> dict:
     """create_engine() keyword arguments suitable for `url` (also used by Flask-SQLAlchemy)."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        return {"connect_args": {"timeout": 30, "check_same_thread": False, "factory": WriterQueueConnection}}
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
 
 
