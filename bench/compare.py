@@ -81,15 +81,3 @@ def ratio(old, new) -> str:
     except (TypeError, ZeroDivisionError):
         return "-"
 
-
-def reset_database(url: str) -> None:
-    """Empty a scratch PostgreSQL database completely (schema included), so a tree at any
-    revision can migrate it from nothing. Only for the BENCH_DATABASE_URL a bench is given."""
-    from sqlalchemy import create_engine, text
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()

@@ -28,16 +28,13 @@ import sys
 import tempfile
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-UTXO_SAT = 200_000
+sys.path.insert(0, str(HERE))
+import kit  # noqa: E402  (this tree's helpers, whichever tree --root runs)
 
-
-def pct(samples, p):
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
+pct = kit.percentile
 
 
 def _parse(argv):
@@ -55,30 +52,6 @@ def _parse(argv):
     return ap.parse_args(argv)
 
 
-def _fund(device, node, faucet, aid: str, utxos: int, follow=None) -> None:
-    """`utxos` coins of UTXO_SAT (19 per block: the gap limit), then wait until the chain
-    index shows them (`follow()` runs a follower pass in process; otherwise the stack's
-    worker follows the chain)."""
-    addresses = {}
-    while len(addresses) < utxos:
-        batch = {}
-        for _ in range(min(19, utxos - len(addresses))):
-            batch[device.call("POST", f"/v1/accounts/{aid}/addresses")["address"]] = Decimal(UTXO_SAT) / 100_000_000
-        faucet.call("sendmany", "", batch)
-        node.call("generatetoaddress", 1, faucet.call("getnewaddress"))
-        addresses.update(batch)
-        deadline = time.monotonic() + 120
-        while device.call("GET", f"/v1/accounts/{aid}/balance")["confirmed"] < len(addresses) * UTXO_SAT:
-            if time.monotonic() > deadline:
-                raise SystemExit("the chain index did not see the funding blocks in 120 s")
-            follow() if follow else time.sleep(0.2)
-
-
-def _amount(n_inputs: int) -> int:
-    """An amount that needs exactly n inputs of UTXO_SAT each."""
-    return UTXO_SAT * n_inputs - UTXO_SAT // 2 if n_inputs > 1 else UTXO_SAT // 2
-
-
 def run(args) -> dict:
     root = Path(args.root).resolve()
     sys.path.insert(0, str(root))
@@ -90,33 +63,21 @@ def run(args) -> dict:
     workers = args.workers or 2 * (os.cpu_count() or 1)
     var = Path(tempfile.mkdtemp(prefix="cosign-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL")}
-    if os.environ.get("BENCH_DATABASE_URL"):          # e.g. a scratch PostgreSQL database (emptied here)
-        env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
-    if os.environ.get("BENCH_REDIS_URL"):             # nonces, rate limits and the broker (flushed here)
-        env["REDIS_URL"] = env["BROKER_URL"] = os.environ["BENCH_REDIS_URL"]
-        import redis
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    env = embedded_env(env, var)
-    if os.environ.get("BENCH_DATABASE_URL"):
-        sys.path.insert(1, str(HERE.parent))
-        from bench.compare import reset_database
-        reset_database(env["DATABASE_URL"])      # any tree's migrations start from nothing
+    env = embedded_env(kit.scratch_backends(env, os.environ), var)   # BENCH_* scratch backends, emptied
     env.update(RATELIMIT_DEVICE="1000000/minute", RATELIMIT_IP="1000000/minute", LOG_LEVEL="WARNING",
                MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
                CHAIN_WATCH_INTERVAL="1")  # the follower sees each funding block within a second
     clients = [int(c) for c in args.clients.split(",")]
     shapes = [int(i) for i in args.inputs.split(",")]
     out: dict = {"workers": workers, "cores": os.cpu_count(),
-                 "backend": "postgresql" if env["DATABASE_URL"].startswith("postgresql") else "sqlite"}
+                 "backend": kit.backend(env["DATABASE_URL"])}
     os.chdir(root)
     import tools.stack as stack_mod
     stack_mod.ROOT = root  # the stack runs this tree's code
     with Stack(env, "127.0.0.1", free_port(), workers=workers, quiet=True, var=var) as stack:
         node = BitcoinRPC(stack.env["BITCOIND_RPC_URL"], stack.env["BITCOIND_RPC_USER"],
                           stack.env["BITCOIND_RPC_PASSWORD"], timeout=120)
-        node.call("createwallet", "faucet")
-        faucet = node.for_wallet("faucet")
-        node.call("generatetoaddress", 150, faucet.call("getnewaddress"))
+        faucet = kit.faucet(node, 150)
         device = CustosClient(stack.api_url)
         device.register()
         for n_inputs in shapes:
@@ -125,7 +86,7 @@ def run(args) -> dict:
                 for c in range(n_clients):
                     phone = PhoneWallet()
                     account = device.call("POST", "/v1/accounts", phone.account_request(f"b{n_inputs}-{n_clients}-{c}"))
-                    _fund(device, node, faucet, account["account_id"], n_inputs * args.spends + 1)
+                    kit.fund(device, node, faucet, account["account_id"], n_inputs * args.spends + 1)
                     accounts.append((phone, account))
                 node.call("syncwithvalidationinterfacequeue")
                 prepared = [[] for _ in accounts]
@@ -135,7 +96,7 @@ def run(args) -> dict:
                     phone, account = accounts[k]
                     mine = []
                     for _ in range(args.spends):
-                        outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": _amount(n_inputs)}]
+                        outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(n_inputs)}]
                         t = time.perf_counter()
                         spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
                                             {"outputs": outputs, "fee_rate_sat_vb": 2})
@@ -255,18 +216,16 @@ class InProcess:
         from config.bootstrap import chain_follower
         follower = chain_follower(settings, lock_wait=30)
         node = BitcoinRPC(f"http://127.0.0.1:{port}", "bench", password, timeout=120)
-        node.call("createwallet", "faucet")
-        faucet = node.for_wallet("faucet")
-        node.call("generatetoaddress", 120, faucet.call("getnewaddress"))
+        faucet = kit.faucet(node, 120)
         self.device = CustosClient("http://localhost", transport=flask_transport(app))
         self.device.register()
         phone = PhoneWallet()
         account = self.device.call("POST", "/v1/accounts", phone.account_request("profile"))
-        _fund(self.device, node, faucet, account["account_id"], spends + 1, follow=follower.run_once)
+        kit.fund(self.device, node, faucet, account["account_id"], spends + 1, follow=follower.run_once)
         node.call("syncwithvalidationinterfacequeue")
         self.prepared = []
         for _ in range(spends):
-            outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": _amount(1)}]
+            outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(1)}]
             spend = self.device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
                                      {"outputs": outputs, "fee_rate_sat_vb": 2})
             self.prepared.append((spend["spend_id"], phone.sign(phone.verify_spend(account, spend, outputs))))

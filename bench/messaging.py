@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kit  # noqa: E402  (this tree's helpers, whichever tree --root runs)
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+percentile = kit.percentile
 
 
 def _parse(argv):
@@ -95,14 +94,7 @@ def run(args) -> dict:
            "BITCOIND_RPC_URL": "http://127.0.0.1:9", "RATELIMIT_ENABLED": "0",
            "BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.db'}"}
     env.pop("REDIS_URL", None)
-    if os.environ.get("BENCH_REDIS_URL"):
-        env["REDIS_URL"] = env["BROKER_URL"] = os.environ["BENCH_REDIS_URL"]
-        import redis
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    if os.environ.get("BENCH_DATABASE_URL"):
-        sys.path.insert(1, str(HERE.parent))
-        from bench.compare import reset_database
-        reset_database(db_url)                   # any tree's migrations start from nothing
+    kit.scratch_backends(env, os.environ)        # BENCH_* scratch backends, emptied first
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()

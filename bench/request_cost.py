@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kit  # noqa: E402  (this tree's helpers, whichever tree --root runs)
 
 
 def _parse(argv):
@@ -104,19 +106,12 @@ def call(app, env):
 def build_app(root: Path, cfg: dict, tmp: Path):
     from config.settings import Settings
     from app import create_app
-    db_url = os.environ.get("BENCH_DATABASE_URL")
-    if not db_url:
-        db_url = f"sqlite:///{tmp / 'custos.db'}"
-    env = {"CUSTOS_ENV": "test", "DATABASE_URL": db_url, "BITCOIND_RPC_URL": "http://127.0.0.1:9",
-           "BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.db'}", "LOG_JSON": "1", **cfg}
-    if os.environ.get("BENCH_REDIS_URL"):
-        env["REDIS_URL"] = env["BROKER_URL"] = os.environ["BENCH_REDIS_URL"]
-    from tests.dbutil import truncate_all, upgrade
-    upgrade(db_url)
-    truncate_all(db_url)
-    if env.get("REDIS_URL"):
-        import redis
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    env = {"CUSTOS_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp / 'custos.db'}",
+           "BITCOIND_RPC_URL": "http://127.0.0.1:9", "BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.db'}",
+           "LOG_JSON": "1", **cfg}
+    kit.scratch_backends(env, os.environ)   # BENCH_* scratch backends, emptied (any tree migrates them)
+    from tests.dbutil import upgrade
+    upgrade(env["DATABASE_URL"])
     return create_app(Settings.from_env(env))
 
 

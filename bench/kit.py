@@ -1,0 +1,87 @@
+"""What the benches share: scratch backends, percentiles, a funded devnet faucet and
+funding an account's coins through the chain index.
+
+Imported by path from this tree's bench/ directory (`sys.path.insert(0, HERE); import
+kit`), so a bench running an older tree's server (`--root`) still uses these helpers.
+Nothing here asserts; failures to set up raise SystemExit / RuntimeError with a reason.
+"""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+UTXO_SAT = 200_000           # every funded coin
+FUND_PER_BLOCK = 19          # coins per funding block: below the receive gap limit (20)
+
+
+def percentile(values, p):
+    """The p-th percentile (nearest rank) of `values`; NaN for none."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def backend(url: str) -> str:
+    return "postgresql" if url.startswith("postgresql") else "sqlite"
+
+
+def scratch_backends(env: dict, environ: dict) -> dict:
+    """Point `env` at BENCH_DATABASE_URL / BENCH_REDIS_URL when `environ` names them, and
+    empty them first: a scratch PostgreSQL database loses its whole schema (so a tree at
+    any revision migrates it from nothing), a Redis db is flushed (nonces, rate limits and
+    the broker). Without them `env` is returned unchanged (the caller's SQLite and
+    embedded broker). Returns `env`. Only for scratch backends: this destroys data."""
+    if environ.get("BENCH_REDIS_URL"):
+        import redis
+        env["REDIS_URL"] = env["BROKER_URL"] = environ["BENCH_REDIS_URL"]
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    if environ.get("BENCH_DATABASE_URL"):
+        env["DATABASE_URL"] = environ["BENCH_DATABASE_URL"]
+        reset_database(env["DATABASE_URL"])
+    return env
+
+
+def reset_database(url: str) -> None:
+    """Drop and recreate the public schema of a scratch PostgreSQL database."""
+    from sqlalchemy import create_engine, text
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+def faucet(node, blocks: int = 150):
+    """A devnet wallet `faucet` with `blocks` mined to it (spendable coinbase). Returns
+    the wallet's RPC client."""
+    node.call("createwallet", "faucet")
+    wallet = node.for_wallet("faucet")
+    node.call("generatetoaddress", blocks, wallet.call("getnewaddress"))
+    return wallet
+
+
+def fund(device, node, wallet, account_id: str, utxos: int, follow=None, timeout: float = 120) -> None:
+    """`utxos` coins of UTXO_SAT to fresh receive addresses of the account (one block per
+    FUND_PER_BLOCK), then wait until the chain index shows them confirmed (`follow()` runs
+    a follower pass in process; otherwise the stack's worker follows the chain). Raises
+    SystemExit when the index does not see them within `timeout` seconds."""
+    addresses = {}
+    while len(addresses) < utxos:
+        batch = {}
+        for _ in range(min(FUND_PER_BLOCK, utxos - len(addresses))):
+            batch[device.call("POST", f"/v1/accounts/{account_id}/addresses")["address"]] = \
+                Decimal(UTXO_SAT) / 100_000_000
+        wallet.call("sendmany", "", batch)
+        node.call("generatetoaddress", 1, wallet.call("getnewaddress"))
+        addresses.update(batch)
+        deadline = time.monotonic() + timeout
+        while device.call("GET", f"/v1/accounts/{account_id}/balance")["confirmed"] < len(addresses) * UTXO_SAT:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the chain index did not see the funding blocks in {timeout:.0f} s")
+            follow() if follow else time.sleep(0.2)
+
+
+def amount_for(n_inputs: int) -> int:
+    """An amount that needs exactly n coins of UTXO_SAT."""
+    return UTXO_SAT * n_inputs - UTXO_SAT // 2 if n_inputs > 1 else UTXO_SAT // 2
