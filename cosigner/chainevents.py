@@ -38,8 +38,14 @@ def classify(session: Session, account_id: str, old_txid: str, new_txid: str) ->
 
 
 class Listener:
-    def __init__(self, notify):
+    def __init__(self, notify, *, refresh_confirmations: bool = True):
+        """`refresh_confirmations`: after the events, recount the confirmations of every
+        confirmed spend from the tip (what a block pass needs). False for a caller that
+        applies only a transaction it just broadcast (the tip did not move, so no count
+        changes): the signing gate, which would otherwise rewrite every confirmed spend of
+        every account inside each cosign."""
         self.notify = notify                    # notify(session, device_id, kind, now)
+        self.refresh_confirmations = refresh_confirmations
 
     def __call__(self, session: Session, events: list[TxEvent], tip_height: int, now: dt.datetime) -> None:
         owners: dict[str, str | None] = {}
@@ -53,6 +59,8 @@ class Listener:
             if ev.kind == "tx_seen" and ev.direction == "receive" and owner(ev.account_id):
                 self.notify(session, owner(ev.account_id), "receive", now)
             self._spends(session, ev, tip_height, now, owner)
+        if not self.refresh_confirmations:
+            return
         height = (select(AccountTx.block_height).where(AccountTx.txid == Spend.txid,
                                                        AccountTx.account_id == Spend.account_id)
                   .limit(1).scalar_subquery())

@@ -148,7 +148,8 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     spend.signed_psbt = None
     # the index records our own transaction at once (inputs spent, change ours), and its
     # coins stay reserved a while in case the node drops it before the follower sees it
-    observe_transaction(session, raw.hex(), now, listeners=(chainevents.Listener(ctx.notify),),
+    observe_transaction(session, raw.hex(), now,
+                        listeners=(chainevents.Listener(ctx.notify, refresh_confirmations=False),),
                         classifiers=(chainevents.classify,))
     reservations.keep(session, spend, now, ctx.reservation_ttl, strict=False)
     if spend.replaces_id:

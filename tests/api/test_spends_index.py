@@ -209,3 +209,40 @@ def test_a_bump_must_outbid_the_original(device, chain_node, mine):
     assert [(o["address"], o["amount_sat"]) for o in ext] == [(outputs[0]["address"], 5_000_000)]
     assert bumped["fee_rate"] >= 12 and bumped["fee_sat"] > spend["fee_sat"]
     mine(1)
+
+
+def test_a_cosign_indexes_its_own_transaction_without_recounting_every_confirmed_spend(device, chain_node, mine):
+    """The gate applies the transaction it just broadcast to the index (its coins spent at
+    once) but leaves the confirmation counts of confirmed spends alone: the tip did not
+    move, and that recount rewrites every confirmed spend of every account. The block
+    follower still recounts them."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    phone = PhoneWallet()
+    account = create(device, phone)
+    fund(chain_node, mine, device, account, "0.3")
+    fund(chain_node, mine, device, account, "0.2")
+    sent = []
+    for _ in range(2):
+        address = chain_node.faucet.getnewaddress()
+        outputs = [{"address": address, "amount_sat": 1_000_000}]
+        spend = build_spend(device, account, 1_000_000, address)
+        statements = []
+
+        def capture(_conn, _cursor, statement, *_args):
+            statements.append(" ".join(statement.split()))
+        event.listen(Engine, "before_cursor_execute", capture)
+        try:
+            result = device.call("POST", f"/v1/spends/{spend['spend_id']}/signatures",
+                                 {"psbt": phone.sign(phone.verify_spend(account, spend, outputs))})
+        finally:
+            event.remove(Engine, "before_cursor_execute", capture)
+        assert result["state"] == "broadcast"
+        assert any(s.startswith("UPDATE chain_coins SET spent_by_txid") for s in statements)  # indexed at once
+        assert not any(s.startswith("UPDATE spends SET confirmations") for s in statements)
+        sent.append(spend["spend_id"])
+        mine(1)
+    # the pass that confirmed the second spend recounted the first one (1 -> 2)
+    first, second = (device.call("GET", f"/v1/spends/{sid}") for sid in sent)
+    assert (first["state"], first["confirmations"]) == ("confirmed", 2)
+    assert (second["state"], second["confirmations"]) == ("confirmed", 1)
