@@ -35,23 +35,20 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "BEGIN")
 
 
 class _Cursor(sqlite3.Cursor):
-    def execute(self, sql, parameters=()):
+    def _queued(self, run, sql, args):
         conn = self.connection
         took = conn._before_statement(sql)
         try:
-            return super().execute(sql, parameters)
+            return run(sql, args)
         finally:
             if took and not conn.in_transaction:
                 conn._release_writer()
 
+    def execute(self, sql, parameters=()):
+        return self._queued(super().execute, sql, parameters)
+
     def executemany(self, sql, seq_of_parameters):
-        conn = self.connection
-        took = conn._before_statement(sql)
-        try:
-            return super().executemany(sql, seq_of_parameters)
-        finally:
-            if took and not conn.in_transaction:
-                conn._release_writer()
+        return self._queued(super().executemany, sql, seq_of_parameters)
 
 
 class WriterQueueConnection(sqlite3.Connection):
