@@ -1,8 +1,9 @@
 """What the benches share: scratch backends, percentiles, a funded devnet faucet and
 funding an account's coins through the chain index.
 
-Imported by path from this tree's bench/ directory (`sys.path.insert(0, HERE); import
-kit`), so a bench running an older tree's server (`--root`) still uses these helpers.
+Imported from this tree's bench/ directory, which the benches append to `sys.path` (never
+put first: bench/messaging.py would shadow the messaging package), so a bench running an
+older tree's server (`--root`) still uses these helpers.
 Nothing here asserts; failures to set up raise SystemExit / RuntimeError with a reason.
 """
 from __future__ import annotations

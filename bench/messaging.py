@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))   # last: bench/messaging.py must not shadow the messaging package
 import kit  # noqa: E402  (this tree's helpers, whichever tree --root runs)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
