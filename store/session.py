@@ -9,9 +9,9 @@ a transaction's first write and released right after its commit or rollback. SQL
 own busy handler sleeps 1, 2, 5, … up to 100 ms between attempts, so under concurrent
 writers the write lock stood free while every waiter slept (4 concurrent cosign clients
 were slower than one, p99 in the hundreds of ms); a waiter on the file lock polls every
-millisecond at most. The busy timeout stays as the backstop: after `WRITER_WAIT` s on
-the file lock (e.g. a second connection of the same thread writing while the first
-holds it) the write goes ahead on SQLite's own lock and its timeout.
+0.2 ms at most. The busy timeout stays as the backstop: after `WRITER_WAIT` s on the
+file lock, or at once for a second connection of a thread whose other connection holds
+it, the write goes ahead on SQLite's own lock and its timeout.
 """
 from __future__ import annotations
 
@@ -31,6 +31,16 @@ _lock = threading.Lock()
 
 
 WRITER_WAIT = 30.0          # seconds on the writers' file lock before relying on SQLite's
+WRITER_POLL = (0.00005, 0.0002)   # first and longest pause between attempts (s): a freed lock idles ≤ 0.2 ms
+_thread_locks = threading.local()
+
+
+def _held_here() -> set:
+    """The writer-lock paths this thread holds (through any of its connections)."""
+    held = getattr(_thread_locks, "paths", None)
+    if held is None:
+        held = _thread_locks.paths = set()
+    return held
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "BEGIN")
 
 
@@ -72,8 +82,11 @@ class WriterQueueConnection(sqlite3.Connection):
             return False
         if sql.lstrip()[:6].upper() not in _WRITES:
             return False
+        held = _held_here()
+        if self._lock_path in held:
+            return False                 # this thread's other connection holds it: SQLite decides
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline, pause = time.monotonic() + WRITER_WAIT, 0.0001
+        deadline, pause = time.monotonic() + WRITER_WAIT, WRITER_POLL[0]
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,13 +96,15 @@ class WriterQueueConnection(sqlite3.Connection):
                     os.close(fd)
                     return False         # SQLite's busy timeout decides from here
                 time.sleep(pause)
-                pause = min(pause * 2, 0.001)
+                pause = min(pause * 2, WRITER_POLL[1])
         self._lock_fd = fd
+        held.add(self._lock_path)
         return True
 
     def _release_writer(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
+            _held_here().discard(self._lock_path)
             os.close(fd)                 # closing the descriptor releases the flock
 
     def commit(self):
