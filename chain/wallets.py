@@ -14,7 +14,6 @@ import time
 
 from chain.errors import (RPC_WALLET_ALREADY_LOADED, RPC_WALLET_ERROR, RPC_WALLET_NOT_FOUND, ChainRejected)
 from chain.rpc import BitcoinRPC
-from chain.rpc import broadcast as rpc_broadcast
 
 DEFAULT_RANGE_END = 999
 
@@ -85,13 +84,6 @@ def ensure_imported(wallet: AccountWallet, descriptors: list[tuple[str, bool]], 
 
 def _normalize(desc: str) -> str:
     return desc.split("#")[0].replace("'", "h")
-
-
-def broadcast(node: BitcoinRPC, raw_hex: str) -> str:
-    """Submit a signed transaction; returns the txid. One RPC round trip (see
-    chain.rpc.broadcast). Raises ChainRejected with Core's code and reason when refused.
-    Idempotent: a transaction already in the mempool or the chain returns its txid."""
-    return rpc_broadcast(node, raw_hex)
 
 
 def wait_synced(node: BitcoinRPC) -> None:
