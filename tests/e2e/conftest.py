@@ -17,7 +17,10 @@ def stack(tmp_path_factory):
            if k not in ("DATABASE_URL", "REDIS_URL", "BROKER_URL", "BITCOIND_RPC_URL")}
     env = embedded_env(env, var)
     env.update(RECONCILE_INTERVAL="1", CHAIN_WATCH_INTERVAL="1",
-               PRICE_FIXED="USD:60000,EUR:55000", PRICE_REFRESH_INTERVAL="5")   # as `PRICE_FIXED=… make run`
+               PRICE_FIXED="USD:60000,EUR:55000", PRICE_REFRESH_INTERVAL="5",   # as `PRICE_FIXED=… make run`
+               # every e2e client registers from 127.0.0.1 on this one shared stack: the per-address
+               # registration budget (10/minute, tested in tests/api) would refuse whichever test comes late
+               RATELIMIT_REGISTER="1000/minute")
     with ExitStack() as cleanup:
         if os.environ.get("BITCOIND"):
             from devnet.harness import start_node
