@@ -7,6 +7,7 @@ import json
 import pytest
 
 from client.sdk import CustosClient, DeviceKey
+from tests.conftest import flask_transport
 
 
 def error_code(resp_tuple):
@@ -229,3 +230,24 @@ def test_non_json_body_is_415(app):
     resp = app.test_client().post("/v1/devices", data="key_type=ed25519", content_type="application/x-www-form-urlencoded")
     assert resp.status_code == 415
     assert resp.json["error"]["code"] == "unsupported_media_type"
+
+
+def test_registrations_per_address_are_budgeted(app_factory, settings_factory):
+    """RATELIMIT_REGISTER per client address: the registration past the budget is a 429
+    with Retry-After and stores no device; an already registered key is not re-counted
+    into a new device either."""
+    from devices.model import Device
+    from store.session import session_scope
+    settings = settings_factory(RATELIMIT_REGISTER="3/minute")
+    app = app_factory(settings)
+    clients = [CustosClient("http://localhost", DeviceKey.generate(), transport=flask_transport(app))
+               for _ in range(4)]
+    for c in clients[:3]:
+        c.register()
+    status, headers, data = clients[3].request("POST", "/v1/devices", {"key_type": "ed25519",
+                                                                      "public_key": clients[3].key.public_b64()},
+                                               keyid=clients[3].key.fingerprint())
+    assert status == 429 and data["error"]["code"] == "rate_limited"
+    assert int({k.lower(): v for k, v in headers.items()}["retry-after"]) > 0
+    with session_scope(settings.database_url) as s:
+        assert s.query(Device).count() == 3

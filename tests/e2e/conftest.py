@@ -19,7 +19,7 @@ def stack(tmp_path_factory):
     env.update(RECONCILE_INTERVAL="1", CHAIN_WATCH_INTERVAL="1",
                PRICE_FIXED="USD:60000,EUR:55000", PRICE_REFRESH_INTERVAL="5",   # as `PRICE_FIXED=… make run`
                # every e2e client registers from 127.0.0.1 on this one shared stack: the per-address
-               # registration budget (10/minute, tested in tests/api) would refuse whichever test comes late
+               # registration budget (10/minute; tests/api/test_devices.py) would refuse whichever test comes late
                RATELIMIT_REGISTER="1000/minute")
     with ExitStack() as cleanup:
         if os.environ.get("BITCOIND"):
