@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from admin import metrics
     from app.console import register_console
     register_console(app)             # /admin: the staff console (HTML forms, cookie sessions)
+    from app.verify_page import register_verify_page
+    register_verify_page(app)         # /verify: the e-mailed out-of-band confirmation page
     metrics.install(app)              # request latency histograms
     metrics.serve_in_thread(settings)  # /metrics on METRICS_BIND:METRICS_PORT, never on the API port
     if settings.cors_origins:
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.request_id_token = request_id_var.set(rid)
         g.started = time.perf_counter()
         if request.method in ("POST", "PUT", "PATCH") and request.content_length and \
-                request.mimetype != "application/json" and not request.path.startswith("/admin"):
+                request.mimetype != "application/json" and not request.path.startswith(("/admin", "/verify")):
             from werkzeug.exceptions import UnsupportedMediaType
             raise UnsupportedMediaType("request bodies must be application/json")
 

@@ -55,6 +55,8 @@ def make_api(app) -> CustosApi:
     api.register_blueprint(spends_bp)
     from app.policy_api import bp as policy_bp
     api.register_blueprint(policy_bp)
+    from app.verification_api import bp as verification_bp
+    api.register_blueprint(verification_bp)
     from app.admin_api import bp as admin_bp
     api.register_blueprint(admin_bp)
     from app.keys_api import bp as keys_bp

@@ -221,6 +221,19 @@ class ApprovalRuleSchema(StrictSchema):
             raise ValidationError("more approvals required than approvers exist")
 
 
+class VerifyRuleSchema(StrictSchema):
+    """`above_sat`, or `above` in fiat (converted at the moment of signing; no fresh price
+    → every spend is verified), and the channel the confirmation must come from."""
+    above_sat = fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_SAT))
+    above = fields.Nested(FiatCapSchema)
+    channel = fields.String(load_default="either", validate=validate.OneOf(("email", "totp", "either")))
+
+    @validates_schema
+    def _one_threshold(self, data, **_kw):
+        if ("above_sat" in data) == ("above" in data):
+            raise ValidationError("give above_sat or above")
+
+
 class PolicyRulesSchema(StrictSchema):
     max_per_tx_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
     max_per_tx = fields.Nested(FiatCapSchema, allow_none=True,
@@ -237,6 +250,8 @@ class PolicyRulesSchema(StrictSchema):
     max_fee_sat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_SAT))
     max_fee_share = fields.Float(allow_none=True, validate=validate.Range(min=0, max=1))
     frozen = fields.Boolean(load_default=False)
+    verify = fields.Nested(VerifyRuleSchema, allow_none=True,
+                           metadata={"description": "spends above the threshold need an out-of-band confirmation"})
 
     @validates_schema
     def _windows_once(self, data, **_kw):

@@ -32,6 +32,8 @@ from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseCl
                              RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
 from inheritance.errors import (ChangeNotFound, ClaimBlocked, ClaimClosed, ClaimConflict, ClaimNotFound,
                                 InheritanceError, InheritanceSweepError, InvalidPlan, NotBeneficiary, PlanNotFound)
+from verification.errors import (ChannelMissing, ChannelStateError, CodeRejected, InvalidChannel, LinkInvalid,
+                                 RequestClosed, RequestNotFound, VerificationError)
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,14 @@ ERRORS: dict[type[BaseException], int] = {
     ReauthRequired: 401,
     TokenNotFound: 404,
     OutboxUnavailable: 404,
+    VerificationError: 400,
+    InvalidChannel: 400,
+    ChannelMissing: 409,
+    ChannelStateError: 409,
+    CodeRejected: 422,
+    RequestNotFound: 404,
+    RequestClosed: 409,
+    LinkInvalid: 404,
 }
 
 HTTP_CODES = {

@@ -143,6 +143,6 @@ def install(app) -> None:
         try:
             check_request(request, app.view_functions.get(request.endpoint))
         except InputRejected as exc:
-            if request.path.startswith("/admin"):
+            if request.path.startswith(("/admin", "/verify")):
                 raise (RequestEntityTooLarge if exc.status == 413 else BadRequest)(description=str(exc)) from None
             raise ApiError(str(exc), status=exc.status, code=exc.code, details=exc.details) from None

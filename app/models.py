@@ -13,3 +13,4 @@ import recovery.model  # noqa: F401
 import recovery.budget  # noqa: F401
 import inheritance.model  # noqa: F401
 import workers.jobs  # noqa: F401
+import verification.model  # noqa: F401

@@ -11,6 +11,7 @@ from app.auth.device import signed
 from app.cosigner_schemas import FreezeSchema, PolicyChangeSchema, PolicyOutSchema, PolicyRulesSchema
 from app import fiat
 from app.deps import deps
+from app.openapi_errors import errors
 from app.extensions import db
 from app.transaction import committing
 from cosigner import accounts, policy_service
@@ -29,6 +30,7 @@ def _check_currencies(rules: dict) -> None:
     a price would refuse every spend."""
     named = {x["currency"] for x in rules.get("limits") or [] if "currency" in x}
     named |= {rules["max_per_tx"]["currency"]} if rules.get("max_per_tx") else set()
+    named |= {rules["verify"]["above"]["currency"]} if (rules.get("verify") or {}).get("above") else set()
     if named:
         fiat.check_priced(named, need_source=True)
 
@@ -47,6 +49,8 @@ def get_policy(account_id):
 
 
 @bp.route("/accounts/<account_id>/policy", methods=["PUT"])
+@errors({409: "A `verify` rule names a channel the account has not confirmed. `error.code`: "
+              "verification_channel_missing."})
 @signed
 @bp.arguments(PolicyRulesSchema)
 @bp.response(200, PolicyOutSchema)
@@ -59,8 +63,12 @@ def put_policy(rules, account_id):
     _check_currencies(rules)
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
+        if rules.get("verify"):
+            from verification.channels import require_usable
+            require_usable(db.session, account.id, rules["verify"]["channel"])
         _, change = policy_service.set_rules(db.session, account, rules, actor=g.device.id, now=utcnow(),
-                                             loosen_delay=_delay(), notify=deps().cosigner.notify)
+                                             loosen_delay=_delay(), notify=deps().cosigner.notify,
+                                             ctx=deps().cosigner)
         return _out(account, change)
 
 
@@ -92,5 +100,6 @@ def freeze(body, account_id):
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
         _, change = policy_service.freeze(db.session, account, by="owner", actor=g.device.id, frozen=body["frozen"],
-                                          now=utcnow(), loosen_delay=_delay(), notify=deps().cosigner.notify)
+                                          now=utcnow(), loosen_delay=_delay(), notify=deps().cosigner.notify,
+                                          ctx=deps().cosigner)
         return _out(account, change)

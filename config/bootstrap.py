@@ -61,16 +61,19 @@ def message_buckets(settings, redis=None):
 
 def cosigner_context(settings, notify=None):
     """Everything the cosigner services need: network, wallet prefix, fee caps, the
-    master-key keyring, the bitcoind client and the notifier."""
+    master-key keyring, the bitcoind client, the notifier and the out-of-band
+    verification adapters (mailer, link base URL)."""
     from cosigner.context import CosignerContext
     from messaging.notify import notify as push_notify
     from cosigner.psbt import FeeCaps
     from cosigner.vault import keyring_from_settings
     from cosigner.vsize import rate_to_kvb
+    from verification.context import verification_context
+    keyring = keyring_from_settings(settings)
     return CosignerContext(
         network=settings.network, wallet_prefix=settings.bitcoind_wallet_prefix,
         caps=FeeCaps(settings.max_fee_sat, settings.max_fee_rate, settings.max_fee_share),
-        keyring=keyring_from_settings(settings), node=bitcoind(settings),
+        keyring=keyring, node=bitcoind(settings), verification=verification_context(settings, keyring),
         notify=notify or push_notify, import_descriptors=settings.bitcoind_import_descriptors,
         reservation_ttl=settings.spend_reservation_ttl, fee_fallback_kvb=rate_to_kvb(settings.fee_fallback_rate),
         fee_floor_kvb=rate_to_kvb(settings.fee_floor_rate))

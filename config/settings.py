@@ -129,6 +129,9 @@ class Settings:
     price_retries: int = 2                        # PRICE_RETRIES extra attempts (backoff 0.5 s·2^n)
     price_http_proxy: str | None = dataclasses.field(default=None, repr=False)  # PRICE_HTTP_PROXY (may carry credentials)
     coingecko_api_key: str | None = dataclasses.field(default=None, repr=False)  # PRICE_COINGECKO_API_KEY
+    # out-of-band verification (issue #17)
+    verify_ttl: int = 900                         # VERIFY_TTL seconds a verification link / request lives
+    verify_base_url: str = "http://localhost:8080"  # VERIFY_BASE_URL: where the e-mailed /verify links point
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
@@ -243,6 +246,8 @@ class Settings:
             price_retries=_int("PRICE_RETRIES", e.get("PRICE_RETRIES"), cls.price_retries),
             price_http_proxy=e.get("PRICE_HTTP_PROXY") or None,
             coingecko_api_key=e.get("PRICE_COINGECKO_API_KEY") or None,
+            verify_ttl=_int("VERIFY_TTL", e.get("VERIFY_TTL"), cls.verify_ttl),
+            verify_base_url=(e.get("VERIFY_BASE_URL") or cls.verify_base_url).rstrip("/"),
         )
         s.check_values()
         return s
@@ -297,6 +302,10 @@ class Settings:
         if self.fee_fallback_rate < 0:
             problems.append("FEE_FALLBACK_RATE must be 0 (disabled) or a positive sat/vB rate")
         problems += price_problems(self)
+        if not 60 <= self.verify_ttl <= 24 * 3600:
+            problems.append("VERIFY_TTL must be between 60 and 86400 seconds")
+        if not self.verify_base_url.startswith(("http://", "https://")):
+            problems.append("VERIFY_BASE_URL must be an http(s):// URL")
         if problems:
             raise SettingsError("; ".join(problems))
 
@@ -333,6 +342,8 @@ class Settings:
         if self.staff_api_keys:
             problems.append("STAFF_API_KEYS is a development fallback; use staff accounts and API tokens")
         problems += self._outbound_problems()
+        if not self.verify_base_url.startswith("https://"):
+            problems.append("VERIFY_BASE_URL must be an https:// URL in production (the links carry tokens)")
         if not self.admin_cookie_secure:
             problems.append("ADMIN_COOKIE_SECURE must stay on in production")
         if self.price_fixed:

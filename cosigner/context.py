@@ -20,4 +20,5 @@ class CosignerContext:
     reservation_ttl: int = 900                     # SPEND_RESERVATION_TTL seconds
     fee_fallback_kvb: int = 20_000                 # FEE_FALLBACK_RATE in sat/kvB (0: disabled)
     fee_floor_kvb: int = 1_000                     # FEE_FLOOR_RATE in sat/kvB
+    verification: object | None = None             # verification.context.VerificationContext (mailer, links)
 

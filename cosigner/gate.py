@@ -9,6 +9,10 @@ condition the spend was held for is met now:
 
 - approvals: enough approvals from approvers the *current* policy names, each given
   before the approval deadline, and the deadline itself not passed;
+- verification: when the *current* policy's `verify` rule fires, a confirmation on the
+  channel it names now was given out of band (verification.satisfied); a spend waiting
+  for it is `awaiting_verification` (coins reserved) and `confirm_verified()` brings it
+  back here when the owner confirms; a freeze or tightening meanwhile wins;
 - delay: the *current* policy's delay counted from when the phone's signature was first
   accepted (`spend.decided_at`) has elapsed.
 
@@ -23,7 +27,7 @@ any other module signs a PSBT with a cosigner key or calls it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from embit.bip32 import HDKey
 from embit.descriptor.arguments import Key as DescriptorKey, KeyOrigin
@@ -43,6 +47,9 @@ from cosigner.finalize import finalize
 from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
 from cosigner.psbt import HARDENED, Intent, inspect, parse
 from cosigner.vault import SealedSecret, open_secret
+from verification import channels as vchannels
+from verification import privileged
+from verification import services as verification
 from workers.jobs import schedule
 
 APPROVAL_TTL = dt.timedelta(hours=24)
@@ -50,8 +57,8 @@ APPROVAL_TTL = dt.timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate concluded: `sign`, `deny`, `await_approval`, `delay` (until) or
-    `expired` (the approval deadline passed)."""
+    """What the gate concluded: `sign`, `deny`, `await_approval`, `await_verification`,
+    `delay` (until) or `expired` (the approval deadline passed)."""
     action: str
     decision: engine.Decision
     until: dt.datetime | None = None
@@ -97,6 +104,11 @@ def judge(session: Session, account: Account, spend: Spend, decision: engine.Dec
         rules = policy_service.current(session, account.id).approvals
         if valid_approvals(session, spend, account, rules) < rules.required:
             return Verdict("await_approval", decision)
+    if decision.verify and not verification.satisfied(session, "spend", spend.id, decision.verify):
+        if not vchannels.has_usable(session, account.id, decision.verify):   # fail closed
+            return Verdict("deny", replace(decision, action="deny", reasons=decision.reasons + (
+                {"rule": "verification_channel_missing", "channel": decision.verify},)))
+        return Verdict("await_verification", decision)
     if decision.release_at is not None:
         delay = decision.release_at - now
         due = (spend.decided_at or now) + delay
@@ -186,11 +198,41 @@ def review_held(session: Session, account: Account, *, notify, now: dt.datetime,
             continue
         if verdict.action == "await_approval" and spend.state == "awaiting_approval":
             continue
+        if verdict.action == "await_verification":
+            continue   # asked for (mail, links) by the gate when it would sign, with the full context
         record_decision(session, spend, decision, actor=actor, now=now)
         _hold(session, _NotifyOnly(notify, _reservation_margin(spend, now)), account, spend, verdict,
               psbt_b64=spend.signed_psbt, now=now)
         changed.append(spend)
     return changed
+
+
+def confirm_verified(session: Session, ctx: CosignerContext, spend_id: str, *, via: str, now: dt.datetime) -> Spend:
+    """The owner confirmed a spend out of band: under the locks, a spend still
+    `awaiting_verification` goes back through `authorize_and_sign`, which re-decides with
+    the policy, freeze and ledger of now (it may sign, delay, deny). Any other state is
+    left alone. Returns the spend."""
+    spend, account = lock_spend(session, spend_id)
+    if spend.state != "awaiting_verification":
+        return spend
+    return authorize_and_sign(session, ctx, spend, account, psbt_b64=spend.signed_psbt, actor=f"verification:{via}",
+                              now=now, check_inputs=True)
+
+
+def cancel_unverified(session: Session, ctx, spend_id: str, *, reason: str, now: dt.datetime) -> Spend | None:
+    """The out-of-band verification was cancelled (link, wrong codes) or expired: a spend
+    still waiting for it is cancelled and its coins freed. Idempotent."""
+    try:
+        spend, account = lock_spend(session, spend_id)
+    except SpendNotFound:
+        return None
+    if spend.state == "awaiting_verification":
+        spend.state, spend.updated_at, spend.signed_psbt, spend.release_at = "cancelled", now, None, None
+        unlock_coins(session, spend)
+        audit.record(session, actor="verification", action="spend.cancelled", subject=spend.id,
+                     details={"reason": reason}, now=now)
+        ctx.notify(session, account.owner_device_id, "spend_cancelled", now)
+    return spend
 
 
 def record_decision(session: Session, spend: Spend, decision: engine.Decision, *, actor: str,
@@ -255,6 +297,8 @@ def _hold(session: Session, ctx, account: Account, spend: Spend, verdict: Verdic
 def _move(session: Session, ctx, account: Account, spend: Spend, verdict: Verdict, *, psbt_b64: str,
           now: dt.datetime) -> None:
     spend.updated_at = now
+    if spend.state == "awaiting_verification" and verdict.action != "await_verification":
+        verification.withdraw(session, "spend", spend.id, now, reason=verdict.action)   # its links die
     if verdict.action in ("deny", "expired"):
         held = spend.state in HELD_STATES
         spend.state = "denied" if verdict.action == "deny" else "expired"
@@ -278,11 +322,27 @@ def _move(session: Session, ctx, account: Account, spend: Spend, verdict: Verdic
             ctx.notify(session, account.owner_device_id, "spend_awaiting_approval", now)
         spend.release_at = verdict.decision.release_at and (spend.decided_at + (verdict.decision.release_at - now))
         return
+    if verdict.action == "await_verification":
+        if spend.state != "awaiting_verification":
+            spend.state = "awaiting_verification"
+            assert privileged.rule("spend.verify").oob
+            verification.require(session, account, "spend.verify", "spend", spend.id, _summary(account, spend),
+                                 now, ctx=ctx, channel=verdict.decision.verify)
+        spend.release_at = verdict.decision.release_at and (spend.decided_at + (verdict.decision.release_at - now))
+        return
     moved = spend.state != "delayed" or spend.release_at != verdict.until
     spend.state, spend.release_at = "delayed", verdict.until
     if moved:
         schedule(session, "spend.release", spend.id, verdict.until)
         ctx.notify(session, account.owner_device_id, "spend_delayed", now)
+
+
+def _summary(account: Account, spend: Spend) -> dict:
+    """All the verification page shows of a spend: amount, destinations, fee, account."""
+    rows = [["Amount", f"{spend.external_sat:,} sat"]]
+    rows += [["To", f"{o['address']} ({o['amount_sat']:,} sat)"] for o in spend.outputs if not o["change"]]
+    rows.append(["Network fee", f"{spend.fee_sat:,} sat"])
+    return {"title": "Send bitcoin", "account": account.name, "rows": rows}
 
 
 def _fail(session: Session, ctx, account: Account, spend: Spend, reason: str, now: dt.datetime) -> Spend:

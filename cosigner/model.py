@@ -8,13 +8,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.base import Base, UTCDateTime
 
-SPEND_STATES = ("built", "delayed", "awaiting_approval", "broadcast", "confirmed", "deep", "cancelled",
+SPEND_STATES = ("built", "delayed", "awaiting_approval", "awaiting_verification", "broadcast", "confirmed", "deep",
+                "cancelled",
                 "replaced", "conflicted", "abandoned", "failed", "denied", "expired")
 OPEN_STATES = ("built",)                                 # may still receive the phone's signature
-HELD_STATES = ("delayed", "awaiting_approval")           # signed by the phone, held by policy
+HELD_STATES = ("delayed", "awaiting_approval", "awaiting_verification")  # signed by the phone, held by policy
 CANCELLABLE_STATES = OPEN_STATES + HELD_STATES
 # spends whose external amount counts against velocity limits (reserved or sent)
-COUNTED_STATES = ("delayed", "awaiting_approval", "broadcast", "confirmed", "deep")
+COUNTED_STATES = ("delayed", "awaiting_approval", "awaiting_verification", "broadcast", "confirmed", "deep")
 DEEP_CONFIRMATIONS = 6
 
 
@@ -76,7 +77,7 @@ class Spend(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    state: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(24), nullable=False, index=True)
     psbt: Mapped[str] = mapped_column(Text, nullable=False)                 # unsigned, as built
     unsigned_txid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     fee_sat: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -82,6 +82,19 @@ class Approvals:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """Spends sending more than `above_sat` (or the fiat `above`, converted now) need an
+    out-of-band confirmation on `channel` (email | totp | either) before they are signed."""
+    above_sat: int | None = None
+    fiat: FiatAmount | None = None
+    channel: str = "either"
+
+    def as_dict(self) -> dict:
+        return {"above": self.fiat.as_dict(), "channel": self.channel} if self.fiat else \
+            {"above_sat": self.above_sat, "channel": self.channel}
+
+
+@dataclass(frozen=True)
 class Policy:
     version: int = 0
     max_per_tx_sat: int | None = None
@@ -99,6 +112,7 @@ class Policy:
     max_fee_share: float | None = None
     frozen: bool = False               # owner's panic freeze
     staff_frozen: bool = False
+    verify: Verify | None = None       # out-of-band confirmation above a threshold (issue #17)
 
 
 @dataclass(frozen=True)
@@ -131,11 +145,12 @@ class Decision:
     release_at: dt.datetime | None = None
     policy_version: int = 0
     rates: tuple = field(default=())    # (currency, {"rate", "as_of"}) of the prices fiat rules used
+    verify: str | None = None           # the channel an out-of-band confirmation must come from, if needed
 
     def as_dict(self) -> dict:
         return {"action": self.action, "reasons": list(self.reasons), "policy_version": self.policy_version,
                 "release_at": self.release_at.isoformat() if self.release_at else None,
-                "rates": dict(self.rates)}
+                "rates": dict(self.rates), "verify": self.verify}
 
 
 def _worst(a: str, b: str) -> str:
@@ -153,12 +168,15 @@ def used_in_window(history, intent: Intent, window: dt.timedelta, now: dt.dateti
 def currencies(policy: Policy) -> set[str]:
     """The currencies the policy's fiat rules name (the prices a decision needs)."""
     named = {lim.fiat.currency for lim in policy.limits if lim.fiat}
+    named |= {policy.verify.fiat.currency} if policy.verify and policy.verify.fiat else set()
     return named | ({policy.max_per_tx_fiat.currency} if policy.max_per_tx_fiat else set())
 
 
 def without_fiat(policy: Policy) -> Policy:
     """`policy` with its fiat rules left out (what can be decided without a price)."""
-    return replace(policy, max_per_tx_fiat=None, limits=tuple(lim for lim in policy.limits if lim.fiat is None))
+    return replace(policy, max_per_tx_fiat=None, limits=tuple(lim for lim in policy.limits if lim.fiat is None),
+                   verify=policy.verify if policy.verify is None or policy.verify.fiat is None
+                   else replace(policy.verify, fiat=None, above_sat=0))
 
 
 def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime, rates=None) -> Decision:
@@ -235,9 +253,21 @@ def evaluate(intent: Intent, policy: Policy, history, now: dt.datetime, rates=No
     if policy.approvals is not None and amount > policy.approvals.above_sat:
         fire("require_approval", rule="approval_required", above_sat=policy.approvals.above_sat,
              required=policy.approvals.required, amount_sat=amount)
+    verify = None
+    if policy.verify is not None and amount > 0 and not intent.sweep:
+        rule, threshold = policy.verify, policy.verify.above_sat
+        if rule.fiat is not None:      # fail closed: without a usable price every spend is verified
+            rate = rates.get(rule.fiat.currency)
+            threshold = 0 if rate is None or rate.stale else fiat_to_sat_floor(rule.fiat.max, rate.price)
+            if threshold:
+                used_rates[rule.fiat.currency] = rate
+        if amount > threshold:
+            verify = rule.channel
+            reasons.append({"rule": "verification_required", "channel": rule.channel, "above_sat": threshold,
+                            "amount_sat": amount})
     release_at = now + dt.timedelta(seconds=policy.delay_seconds) if delayed and action != "deny" else None
     return Decision(action, tuple(reasons), release_at, policy.version,
-                    tuple((c, r.as_dict()) for c, r in sorted(used_rates.items())))
+                    tuple((c, r.as_dict()) for c, r in sorted(used_rates.items())), verify)
 
 
 # -- changes ---------------------------------------------------------------------------
@@ -298,7 +328,21 @@ def tightened(old: Policy, new: Policy) -> Policy:
         max_fee_share=_most_restrictive_optional(old.max_fee_share, new.max_fee_share),
         frozen=old.frozen or new.frozen,
         staff_frozen=old.staff_frozen or new.staff_frozen,
+        verify=_stricter_verify(old.verify, new.verify),
     )
+
+
+def _stricter_verify(old: Verify | None, new: Verify | None) -> Verify | None:
+    """Adding the rule, lowering its threshold (same unit) or naming one channel instead
+    of either tightens; removing it, raising it, changing unit or channel waits."""
+    if old is None or new is None:
+        return old or new
+    channel = new.channel if new.channel == old.channel or old.channel == "either" else old.channel
+    if (old.fiat is None) != (new.fiat is None) or (old.fiat and old.fiat.currency != new.fiat.currency):
+        return replace(old, channel=channel)
+    if old.fiat is None:
+        return Verify(min(old.above_sat, new.above_sat), None, channel)
+    return Verify(None, new.fiat if new.fiat.max < old.fiat.max else old.fiat, channel)
 
 
 def rebase(base: dict, target: dict, current: dict) -> dict:
@@ -363,7 +407,14 @@ def from_dict(d: dict, version: int = 0) -> Policy:
         max_fee_share=d.get("max_fee_share"),
         frozen=d.get("frozen", False),
         staff_frozen=d.get("staff_frozen", False),
+        verify=_verify(d.get("verify")),
     )
+
+
+def _verify(d: dict | None) -> Verify | None:
+    if not d:
+        return None
+    return Verify(d.get("above_sat"), _fiat(d["above"]) if d.get("above") else None, d.get("channel", "either"))
 
 
 def to_dict(p: Policy) -> dict:
@@ -385,4 +436,5 @@ def to_dict(p: Policy) -> dict:
         "max_fee_share": p.max_fee_share,
         "frozen": p.frozen,
         "staff_frozen": p.staff_frozen,
+        "verify": p.verify.as_dict() if p.verify else None,
     }

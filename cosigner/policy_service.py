@@ -51,10 +51,13 @@ def _store(session: Session, account_id: str, policy: engine.Policy, actor: str,
 
 
 def set_rules(session: Session, account: Account, rules: dict, *, actor: str, now: dt.datetime,
-              loosen_delay: dt.timedelta, notify) -> tuple[engine.Policy, PolicyChange | None]:
+              loosen_delay: dt.timedelta, notify, ctx=None) -> tuple[engine.Policy, PolicyChange | None]:
     """Apply what tightens now; hold what loosens for `loosen_delay` as a pending change
     (notifying the owner). Returns (policy in force, pending change or None). At most one
-    change is pending per account: a new loosening supersedes the pending one (issue #14)."""
+    change is pending per account: a new loosening supersedes the pending one (issue #14).
+    The change is a privileged action (verification.privileged: `policy.loosen`,
+    `policy.add_approver`, `account.unfreeze`): when the account has a verification
+    channel it also waits for an out-of-band confirmation (`ctx`: CosignerContext)."""
     lock_account(session, account.id)
     old = current(session, account.id)
     new = engine.from_dict({**rules, "staff_frozen": old.staff_frozen})
@@ -74,15 +77,37 @@ def set_rules(session: Session, account: Account, rules: dict, *, actor: str, no
         session.flush()
         schedule(session, "policy.apply", change.id, change.effective_at)
         notify(session, account.owner_device_id, "policy_change_pending", now)
+        _protect(session, ctx, account, old, new, change, now)
         audit.record(session, actor=actor, action="policy.change_pending", subject=account.id,
                      details={"change": change.id, "effective_at": change.effective_at.isoformat()}, now=now)
     return in_force, change
 
 
+def _protect(session: Session, ctx, account: Account, old: engine.Policy, new: engine.Policy,
+             change: PolicyChange, now: dt.datetime) -> None:
+    """Ask the second channel to confirm the change, naming the privileged action it is."""
+    from verification import privileged, protect
+    action = "policy.loosen"
+    if old.frozen and not new.frozen:
+        action = "account.unfreeze"
+    elif new.approvals and set(new.approvals.devices) - set(old.approvals.devices if old.approvals else ()):
+        action = "policy.add_approver"
+    title = {"account.unfreeze": "Lift the freeze", "policy.add_approver": "Add an approver device"}.get(
+        action, "Loosen the spending policy")
+    rows = [[key, str(value)] for key, value in sorted(engine.to_dict(new).items())
+            if value != engine.to_dict(old).get(key) and key != "staff_frozen"]
+    rows.append(["Takes effect", change.effective_at.strftime("%Y-%m-%d %H:%M UTC")])
+    if privileged.rule(action).oob:
+        protect(session, ctx, account, action, "policy_change", change.id,
+                {"title": title, "account": account.name, "rows": rows}, now)
+
+
 def _supersede_pending(session: Session, account_id: str, actor: str, now: dt.datetime) -> None:
+    from verification import withdraw
     for change in session.scalars(select(PolicyChange).where(PolicyChange.account_id == account_id,
                                                              PolicyChange.state == "pending")):
         change.state, change.closed_at = "superseded", now
+        withdraw(session, "policy_change", change.id, now, reason="superseded")
         audit.record(session, actor=actor, action="policy.change_superseded", subject=account_id,
                      details={"change": change.id}, now=now)
 
@@ -99,6 +124,8 @@ def cancel_change(session: Session, account: Account, change_id: str, *, actor: 
         raise PolicyChangeNotFound("no such policy change")
     if change.state == "pending":
         change.state, change.closed_at = "cancelled", now
+        from verification import withdraw
+        withdraw(session, "policy_change", change.id, now, reason="cancelled")
         audit.record(session, actor=actor, action="policy.change_cancelled", subject=account.id,
                      details={"change": change.id}, now=now)
     return change
@@ -123,11 +150,16 @@ def _base_of(session: Session, change: PolicyChange) -> dict:
 def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
     """Job handler body: apply a pending change once its time has come, as a diff onto
     the rules in force now (`engine.rebase`): what was frozen, staff-frozen or tightened
-    after the change was asked for stays so. Idempotent."""
+    after the change was asked for stays so. A change that asked for an out-of-band
+    confirmation waits for it too (the confirmation applies it when it comes later).
+    Idempotent."""
+    from verification import outstanding
     change = session.get(PolicyChange, change_id)
     if change is None or change.state != "pending" or change.effective_at > now:
         return False
     lock_account(session, change.account_id)
+    if outstanding(session, "policy_change", change.id):
+        return False
     old = engine.to_dict(current(session, change.account_id))
     rules = engine.rebase(_base_of(session, change), change.rules, old)
     _store(session, change.account_id, engine.from_dict(rules), f"change:{change.id}", now)
@@ -136,7 +168,7 @@ def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
 
 
 def freeze(session: Session, account: Account, *, by: str, actor: str, frozen: bool, now: dt.datetime,
-           loosen_delay: dt.timedelta, notify) -> tuple[engine.Policy, PolicyChange | None]:
+           loosen_delay: dt.timedelta, notify, ctx=None) -> tuple[engine.Policy, PolicyChange | None]:
     """Owner panic freeze (immediate) / unfreeze (a loosening: waits), or staff freeze and
     unfreeze (immediate both ways)."""
     lock_account(session, account.id)
@@ -150,7 +182,7 @@ def freeze(session: Session, account: Account, *, by: str, actor: str, frozen: b
         notify(session, account.owner_device_id, "account_frozen" if frozen else "account_unfrozen", now)
         return policy, None
     rules["frozen"] = frozen
-    result = set_rules(session, account, rules, actor=actor, now=now, loosen_delay=loosen_delay, notify=notify)
+    result = set_rules(session, account, rules, actor=actor, now=now, loosen_delay=loosen_delay, notify=notify, ctx=ctx)
     if frozen:
         notify(session, account.owner_device_id, "account_frozen", now)
     return result

@@ -239,7 +239,8 @@ def _expire(session: Session, ctx: CosignerContext, account: Account, spend: Spe
 
 
 def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, now: dt.datetime) -> Spend:
-    """Cancel a spend that was not broadcast (built, delayed or awaiting approval).
+    """Cancel a spend that was not broadcast (built, delayed, awaiting approval or
+    verification).
     Idempotent for an already cancelled spend."""
     spend, account = get_owned(session, spend_id, device_id, lock=True)
     if spend.state == "cancelled":
@@ -248,6 +249,8 @@ def cancel(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
         raise SpendStateError(f"a {spend.state} spend cannot be cancelled", code="spend_not_open")
     spend.state, spend.updated_at, spend.signed_psbt = "cancelled", now, None
     gate.unlock_coins(session, spend)
+    from verification import withdraw
+    withdraw(session, "spend", spend.id, now, reason="cancelled")   # its e-mailed links stop working
     audit.record(session, actor=device_id, action="spend.cancelled", subject=spend.id, details={}, now=now)
     return spend
 

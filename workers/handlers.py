@@ -73,3 +73,18 @@ def apply_policy_change(session: Session, subject: str, now: dt.datetime) -> Non
     """A pending loosening change takes effect (unless it was cancelled). Idempotent."""
     from cosigner.policy_service import apply_change
     apply_change(session, subject, now)
+
+
+@handler("verification.expiry")
+def expire_verification(session: Session, subject: str, now: dt.datetime) -> None:
+    """An out-of-band verification still pending at its deadline expires and cancels what
+    it protected (a spend's coins are freed). Idempotent."""
+    from verification.services import expire
+    expire(session, _ctx(), subject, now)
+
+
+@handler("verification.channel_apply")
+def apply_channel_change(session: Session, subject: str, now: dt.datetime) -> None:
+    """A channel replacement or removal takes effect once due and confirmed. Idempotent."""
+    from verification.channels import apply_change
+    apply_change(session, subject, now)

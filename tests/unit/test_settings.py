@@ -6,7 +6,7 @@ from config.settings import DEV_SECRET_KEY, Settings, SettingsError
 GOOD_PROD = {
     "CUSTOS_ENV": "production", "SECRET_KEY": "s" * 40, "MASTER_KEY_FILE": "/run/secrets/master",
     "DATABASE_URL": "postgresql+psycopg://custos@db/custos", "REDIS_URL": "redis://cache:6379/0",
-    "BITCOIND_RPC_PASSWORD": "a-real-password",
+    "BITCOIND_RPC_PASSWORD": "a-real-password", "VERIFY_BASE_URL": "https://wallet.example",
 }
 
 
