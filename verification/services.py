@@ -96,8 +96,8 @@ def require(session: Session, account: Account, action: str, subject_kind: str, 
                                                                   tokens.digest(cancel))
         body = "\n".join([f"Account {summary.get('account')}: {summary.get('title')}", ""]
                          + [f"{label}: {value}" for label, value in summary.get("rows", [])]
-                         + ["", f"Confirm: {vctx.base_url}/verify?v={view}&t={confirm}",
-                            f"Cancel:  {vctx.base_url}/verify?v={view}&t={cancel}", "",
+                         + ["", f"Confirm: {vctx.base_url}/verify?view_token={view}&token={confirm}",
+                            f"Cancel:  {vctx.base_url}/verify?view_token={view}&token={cancel}", "",
                             f"The links work once and expire in {int(vctx.ttl.total_seconds() // 60)} minutes. "
                             "If you did not ask for this, use Cancel."])
         for c in emails:

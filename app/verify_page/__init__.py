@@ -1,8 +1,8 @@
 """The out-of-band verification page at /verify (issue #17): server-rendered (Jinja2),
 no JavaScript, no build step, a strict Content-Security-Policy.
 
-The e-mail carries two links, `/verify?v=<view token>&t=<confirm token>` and the same
-with the cancel token. GET shows the request's summary (what, account, amount,
+The e-mail carries two links, `/verify?view_token=…&token=<confirm token>` and the same
+with the cancel token (parameter names the log redaction knows as secret). GET shows the request's summary (what, account, amount,
 destinations, fee — nothing else) and the one button its token allows; the button POSTs
 the tokens back with a CSRF token (HMAC of SECRET_KEY over the view token's digest) and
 an Origin check. Tokens travel in the query and the form only, never in the path, so
@@ -44,7 +44,7 @@ def register_verify_page(app) -> None:
 def _headers(response):
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"     # the tokens are in our URL
+    response.headers["Referrer-Policy"] = "same-origin"     # no other site sees our URL; our POST keeps Origin
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -57,17 +57,17 @@ def _refused(status: int = 404):
 def show():
     db.session.rollback()
     try:
-        req, what = services.by_link(db.session, request.args.get("v"), request.args.get("t"), utcnow())
+        req, what = services.by_link(db.session, request.args.get("view_token"), request.args.get("token"), utcnow())
     except LinkInvalid:
         return _refused()
     csrf = tokens.csrf_token(deps().settings.secret_key, req.view_digest)
-    return render_template("verify/page.html", summary=req.summary, what=what, v=request.args["v"],
-                           t=request.args["t"], csrf=csrf, expires_at=req.expires_at)
+    return render_template("verify/page.html", summary=req.summary, what=what, view_token=request.args["view_token"],
+                           token=request.args["token"], csrf=csrf, expires_at=req.expires_at)
 
 
 @bp.route("", methods=["POST"])
 def decide():
-    v, t = request.form.get("v"), request.form.get("t")
+    v, t = request.form.get("view_token"), request.form.get("token")
     origin = request.headers.get("Origin")
     if origin and origin != request.host_url.rstrip("/"):
         return _refused(403)

@@ -110,7 +110,7 @@ def test_a_token_works_once_and_dies_with_its_request(device, owner, chain_node,
         assert tc.get(vk.page_path(url)).status_code == 404
         again = tc.post("/verify", data={**vk.query(url), "csrf_token": "0" * 64})
         assert again.status_code in (400, 404)
-    assert "not valid" in tc.get("/verify?v=" + "A" * 22 + "&t=" + "B" * 22).get_data(as_text=True)
+    assert "not valid" in tc.get("/verify?view_token=" + "A" * 22 + "&token=" + "B" * 22).get_data(as_text=True)
 
 
 def test_post_without_csrf_is_refused_and_changes_nothing(device, owner, chain_node, chain_app, chain_settings):

@@ -57,7 +57,7 @@ def links(settings, address: str = EMAIL) -> dict:
 
 def query(url: str) -> dict:
     q = parse_qs(urlsplit(url).query)
-    return {"v": q["v"][0], "t": q["t"][0]}
+    return {"view_token": q["view_token"][0], "token": q["token"][0]}
 
 
 def page_path(url: str) -> str:
