@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             if not device_id:
                 print("not registered yet: run `python -m client register` first", file=sys.stderr)
                 return 2
-            if args.command in ("policy", "spend", "freeze"):
+            if args.command in ("policy", "spend", "freeze", "verify"):
                 result = policy_cli.run(args, CustosClient(args.server, key, device_id))
             elif args.command == "account":
                 result = accounts_cli.run(args, CustosClient(args.server, key, device_id), state)

@@ -1,4 +1,5 @@
-"""`python -m client policy show|set|changes|cancel`, `spend approve`, `freeze`."""
+"""`python -m client policy show|set|changes|cancel`, `spend approve|show|verify`, `freeze`,
+`verify email set|confirm`, `verify totp enroll|confirm`, `verify status|confirm`."""
 from __future__ import annotations
 
 import json
@@ -26,9 +27,48 @@ def add_commands(sub) -> None:
     a.add_argument("--deny", action="store_true")
     a.add_argument("--note")
     spend.add_parser("show").add_argument("spend_id")
+    v = spend.add_parser("verify", help="confirm a spend awaiting verification with your authenticator's code")
+    v.add_argument("spend_id")
+    v.add_argument("code")
+    _add_verify(sub)
     f = sub.add_parser("freeze", help="panic freeze an account (--lift asks to unfreeze: waits)")
     f.add_argument("account_id")
     f.add_argument("--lift", action="store_true")
+
+
+def _add_verify(sub) -> None:
+    ver = sub.add_parser("verify", help="out-of-band channels: e-mail and authenticator").add_subparsers(
+        dest="channel", required=True)
+    email = ver.add_parser("email").add_subparsers(dest="action", required=True)
+    es = email.add_parser("set", help="register an address (a code is mailed to it)")
+    es.add_argument("account_id")
+    es.add_argument("address")
+    ec = email.add_parser("confirm", help="confirm the address with the mailed code")
+    ec.add_argument("account_id")
+    ec.add_argument("code")
+    totp = ver.add_parser("totp").add_subparsers(dest="action", required=True)
+    totp.add_parser("enroll", help="a new authenticator: prints the otpauth:// URI once").add_argument("account_id")
+    tc = totp.add_parser("confirm", help="confirm the authenticator with its first code")
+    tc.add_argument("account_id")
+    tc.add_argument("code")
+    ver.add_parser("status", help="channels and pending verifications").add_argument("account_id")
+    rc = ver.add_parser("confirm", help="confirm a pending verification (policy or channel change) by TOTP")
+    rc.add_argument("request_id")
+    rc.add_argument("code")
+
+
+def run_verify(args, client):
+    if args.channel == "email":
+        return client.verify_email_set(args.account_id, args.address) if args.action == "set" else \
+            client.verify_email_confirm(args.account_id, args.code)
+    if args.channel == "totp":
+        if args.action == "enroll":
+            out = client.verify_totp_enroll(args.account_id)
+            return {"channel": out["channel"], "otpauth_uri": out["otpauth_uri"]}
+        return client.verify_totp_confirm(args.account_id, args.code)
+    if args.channel == "status":
+        return client.verify_status(args.account_id)
+    return client.verify_request(args.request_id, args.code)
 
 
 _AMOUNT = re.compile(r"^(\d+(?:\.\d{1,2})?)\s*([A-Za-z]{3})?$")
@@ -64,11 +104,15 @@ def rules_from(args) -> dict:
 
 
 def run(args, client):
+    if args.command == "verify":
+        return run_verify(args, client)
     if args.command == "freeze":
         return client.call("POST", f"/v1/accounts/{args.account_id}/freeze", {"frozen": not args.lift})
     if args.command == "spend":
         if args.action == "show":
             return client.call("GET", f"/v1/spends/{args.spend_id}/approvals")
+        if args.action == "verify":
+            return client.verify_spend(args.spend_id, args.code)
         body = {"decision": "deny" if args.deny else "approve"}
         if args.note:
             body["note"] = args.note

@@ -187,3 +187,29 @@ class CustosClient:
 
     def revoke(self) -> None:
         self.call("DELETE", "/v1/devices/me")
+
+    # -- out-of-band verification (issue #17) --------------------------------------------------
+    def verify_email_set(self, account_id: str, email: str) -> dict:
+        """Register an e-mail channel; the server mails a 6-digit code to it."""
+        return self.call("POST", f"/v1/accounts/{account_id}/verification/email", {"email": email})
+
+    def verify_email_confirm(self, account_id: str, code: str) -> dict:
+        return self.call("POST", f"/v1/accounts/{account_id}/verification/email/confirm", {"code": code})
+
+    def verify_totp_enroll(self, account_id: str) -> dict:
+        """A new authenticator: {"channel", "otpauth_uri", "qr_svg"} (shown once)."""
+        return self.call("POST", f"/v1/accounts/{account_id}/verification/totp")
+
+    def verify_totp_confirm(self, account_id: str, code: str) -> dict:
+        return self.call("POST", f"/v1/accounts/{account_id}/verification/totp/confirm", {"code": code})
+
+    def verify_status(self, account_id: str) -> dict:
+        return self.call("GET", f"/v1/accounts/{account_id}/verification")
+
+    def verify_spend(self, spend_id: str, code: str) -> dict:
+        """Confirm a spend in awaiting_verification with a TOTP code; returns the spend."""
+        return self.call("POST", f"/v1/spends/{spend_id}/verification", {"code": code})
+
+    def verify_request(self, request_id: str, code: str) -> dict:
+        """Confirm any pending verification (a policy or channel change) with a TOTP code."""
+        return self.call("POST", f"/v1/verifications/{request_id}", {"code": code})
