@@ -171,16 +171,17 @@ def _confirmed(session: Session, ctx, account: Account, row: VerificationChannel
     from cosigner.policy_service import lock_account
     lock_account(session, account.id)
     row.confirmed_at = now
-    old = usable(session, account.id, row.kind)
-    if not old:
+    action = "channel.replace" if usable(session, account.id, row.kind) else "channel.add"
+    rule = privileged.rule(action)
+    if not (rule.delay or rule.oob):
         row.state = "active"
         audit.record(session, actor=account.owner_device_id, action="verification.channel_added",
                      subject=account.id, details={"channel": row.id, "kind": row.kind}, now=now)
         return
-    _wait(session, ctx, account, row, "channel.replace", f"Replace the verification {_label(row.kind)}", now)
+    title = f"{'Replace' if action == 'channel.replace' else 'Add'} the verification {_label(row.kind)}"
+    _wait(session, ctx, account, row, action, title, now)
     row.state = "waiting"
-    services.protect(session, ctx, account, "channel.replace", "channel", row.id,
-                     _summary(account, f"Replace the verification {_label(row.kind)}", row), now)
+    services.protect(session, ctx, account, action, "channel", row.id, _summary(account, title, row), now)
 
 
 def remove(session: Session, ctx, account: Account, kind: str, now: dt.datetime) -> VerificationChannel:
