@@ -268,3 +268,65 @@ def test_review_keeps_the_configured_reservation_margin(app_factory, chain_setti
         row = s.get(Spend, spend["spend_id"])
         assert row.state == "delayed" and row.release_at - row.decided_at == dt.timedelta(days=7)
         assert row.reserved_until - row.release_at == dt.timedelta(seconds=3600)
+
+
+# -- out-of-band verification (issue #17): a confirmation is one more hold, decided now --------
+def _verified_owner(gate_app, owner, chain_settings):
+    from tests.api import verification_kit as vk
+    device, phone, account = owner
+    totp = vk.with_totp(device, account)
+    device.call("PUT", f"/v1/accounts/{account['account_id']}/policy", {"verify": {"above_sat": 0, "channel": "totp"}})
+    return totp
+
+
+def test_verification_after_a_staff_freeze_is_refused(gate_app, owner, chain_node, chain_settings):
+    from tests.api import verification_kit as vk
+    device, phone, account = owner
+    totp = _verified_owner(gate_app, owner, chain_settings)
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_verification"
+    tc = gate_app.test_client()
+    assert tc.post(f"/v1/admin/accounts/{account['account_id']}/freeze", json={"frozen": True, "reason": "call"},
+                   headers=STAFF).status_code == 200
+    assert _state(device, spend)["state"] == "denied"              # the freeze re-decided it at once
+    before = _mempool(chain_node)
+    status, _, body = device.request("POST", f"/v1/spends/{spend['spend_id']}/verification",
+                                     {"code": vk.totp_code(chain_settings, account["account_id"], totp)})
+    assert status == 404 and body["error"]["code"] == "verification_not_found"
+    assert _mempool(chain_node) == before and _state(device, spend)["txid"] is None
+
+
+def test_verification_sees_a_freeze_written_without_review(gate_app, owner, chain_node, chain_settings):
+    from tests.api import verification_kit as vk
+    device, phone, account = owner
+    totp = _verified_owner(gate_app, owner, chain_settings)
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_verification"
+    _store_without_review(chain_settings, account["account_id"], staff_frozen=True)
+    before = _mempool(chain_node)
+    status, _, body = device.request("POST", f"/v1/spends/{spend['spend_id']}/verification",
+                                     {"code": vk.totp_code(chain_settings, account["account_id"], totp)})
+    assert status == 422 and body["error"]["code"] == "policy_denied"
+    assert {"rule": "frozen", "by": "staff"} in body["error"]["details"]["reasons"]
+    assert _mempool(chain_node) == before and _state(device, spend)["state"] == "denied"
+
+
+def test_verification_on_a_channel_the_policy_no_longer_accepts_does_not_sign(gate_app, owner, chain_node,
+                                                                               chain_settings):
+    """Confirmed by TOTP, but the policy now demands e-mail: the gate asks again (state
+    of now), it does not sign on the old confirmation."""
+    from tests.api import verification_kit as vk
+    device, phone, account = owner
+    totp = _verified_owner(gate_app, owner, chain_settings)
+    vk.with_email(device, chain_settings, account)
+    device.call("PUT", f"/v1/accounts/{account['account_id']}/policy", {"delay_all": True,
+                                                                        "verify": {"above_sat": 0, "channel": "totp"}})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_verification"
+    held = device.call("POST", f"/v1/spends/{spend['spend_id']}/verification",
+                       {"code": vk.totp_code(chain_settings, account["account_id"], totp)})
+    assert held["state"] == "delayed"                                # verified; the delay still holds it
+    _store_without_review(chain_settings, account["account_id"], verify={"above_sat": 0, "channel": "email"})
+    run_due_jobs(chain_settings, utcnow() + dt.timedelta(hours=25))    # the 24 h delay is over
+    assert _state(device, spend)["state"] == "awaiting_verification"  # asked again, on e-mail
+    assert spend["spend_id"] not in str(_mempool(chain_node))
