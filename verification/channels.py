@@ -2,10 +2,10 @@
 code, argon2id-hashed like the recovery OTP) and a TOTP authenticator (confirmed by a
 first valid code). Both are sealed at rest with the master key (cosigner.vault).
 
-The first channel of a kind counts as soon as its code is confirmed (`channel.add`).
-Replacing or removing an active channel is a loosening (`channel.replace`,
-`channel.remove` in verification.privileged): it waits out the change delay and needs a
-confirmation on the channels in force, which are told; the `verification.channel_apply`
+The account's first channel counts as soon as its code is confirmed (`channel.add_first`).
+Adding another, replacing or removing one is a loosening (`channel.add`,
+`channel.replace`, `channel.remove` in verification.privileged): it waits out the change
+delay and needs a confirmation on the channels in force, which are told; the `verification.channel_apply`
 job (or the confirmation, when later) applies it. Every function runs in the caller's
 transaction; `ctx` is a CosignerContext (its `.verification` carries the mailer).
 """
@@ -171,7 +171,9 @@ def _confirmed(session: Session, ctx, account: Account, row: VerificationChannel
     from cosigner.policy_service import lock_account
     lock_account(session, account.id)
     row.confirmed_at = now
-    action = "channel.replace" if usable(session, account.id, row.kind) else "channel.add"
+    in_force = usable(session, account.id)
+    action = "channel.replace" if any(c.kind == row.kind for c in in_force) else \
+        "channel.add" if in_force else "channel.add_first"
     rule = privileged.rule(action)
     if not (rule.delay or rule.oob):
         row.state = "active"

@@ -37,8 +37,10 @@ PRIVILEGED: tuple[Privileged, ...] = (
     Privileged("policy.add_approver", True, True, "adding an approver device to the approvals rule",
                "cosigner/policy_service.py"),
     Privileged("account.unfreeze", True, True, "lifting the owner's panic freeze", "cosigner/policy_service.py"),
-    Privileged("channel.add", False, False, "registering the first e-mail address or authenticator (confirmed "
-               "by its own code)", "verification/channels.py"),
+    Privileged("channel.add_first", False, False, "registering the account's first channel (confirmed by its own "
+               "code; nothing protects the account yet)", "verification/channels.py"),
+    Privileged("channel.add", True, True, "adding a channel when one is in force (a thief's own authenticator "
+               "must not confirm under `either`)", "verification/channels.py"),
     Privileged("channel.replace", True, True, "replacing the verification e-mail address or authenticator",
                "verification/channels.py"),
     Privileged("channel.remove", True, True, "removing a verification channel", "verification/channels.py"),

@@ -318,7 +318,8 @@ def test_verification_on_a_channel_the_policy_no_longer_accepts_does_not_sign(ga
     from tests.api import verification_kit as vk
     device, phone, account = owner
     totp = _verified_owner(gate_app, owner, chain_settings)
-    vk.with_email(device, chain_settings, account)
+    assert vk.with_email(device, chain_settings, account)["state"] == "waiting"   # a second channel waits
+    vk.activate_waiting(device, chain_settings, account, totp)
     device.call("PUT", f"/v1/accounts/{account['account_id']}/policy", {"delay_all": True,
                                                                         "verify": {"above_sat": 0, "channel": "totp"}})
     spend, signed = signed_spend(device, phone, account, chain_node)

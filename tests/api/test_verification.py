@@ -285,6 +285,21 @@ def test_replacing_the_email_waits_and_is_confirmed_on_the_old_address(device, o
     assert [(c["channel_id"], c["state"]) for c in channels if c["kind"] == "email"] == [(new["channel_id"], "active")]
 
 
+def test_a_second_channel_waits_for_the_first(device, owner, chain_node, chain_settings, chain_app):
+    """A thief holding the phone cannot add their own authenticator and confirm with it:
+    adding a channel while one is in force waits for the delay and the e-mail."""
+    phone, account = owner
+    totp = vk.with_totp(device, account)
+    aid = account["account_id"]
+    states = {c["kind"]: c["state"] for c in device.call("GET", f"/v1/accounts/{aid}/verification")["channels"]}
+    assert states == {"email": "active", "totp": "waiting"}
+    spend = _held(device, phone, account, chain_node)
+    status, _, body = device.request("POST", f"/v1/spends/{spend['spend_id']}/verification", {"code": totp.now()})
+    assert status == 409 and body["error"]["code"] == "verification_channel_missing"
+    assert _state(device, spend)["state"] == "awaiting_verification"
+    assert any("Add the verification authenticator" in m.body for m in vk.mails(chain_settings, kind="verification.request"))
+
+
 def test_no_token_code_or_address_in_plaintext_columns_or_logs(device, chain_node, mine, chain_settings, chain_app):
     from tests.api.test_recovery_flow import _scan_database
     from tests.logcapture import captured_logs

@@ -33,7 +33,8 @@ def with_totp(device, account) -> pyotp.TOTP:
     aid = account["account_id"]
     enrolled = device.call("POST", f"/v1/accounts/{aid}/verification/totp")
     totp = pyotp.parse_uri(enrolled["otpauth_uri"])
-    device.call("POST", f"/v1/accounts/{aid}/verification/totp/confirm", {"code": totp.now()})
+    first = totp.generate_otp(totp.timecode(utcnow()) - 1)    # the oldest step allowed: leaves two for the test
+    device.call("POST", f"/v1/accounts/{aid}/verification/totp/confirm", {"code": first})
     return totp
 
 
@@ -67,3 +68,16 @@ def page_path(url: str) -> str:
 
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+
+
+def activate_waiting(device, settings, account, totp: pyotp.TOTP) -> None:
+    """Confirm the account's pending channel change with a TOTP code and let its delay
+    pass (the due jobs run with a clock past it)."""
+    import datetime as dt
+    from tests.api.test_policy import run_due_jobs
+    aid = account["account_id"]
+    status = device.call("GET", f"/v1/accounts/{aid}/verification")
+    req = next(r for r in status["pending"] if r["subject_kind"] == "channel")
+    device.call("POST", f"/v1/verifications/{req['request_id']}", {"code": totp_code(settings, aid, totp)})
+    due = max(dt.datetime.fromisoformat(c["effective_at"]) for c in status["channels"] if c["state"] == "waiting")
+    run_due_jobs(settings, due + dt.timedelta(seconds=1))
