@@ -1,7 +1,7 @@
 """inheritance: plans, pending plan changes, claims; recovery holders get a role
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import store.base  # noqa: F401  (custom column types)
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
