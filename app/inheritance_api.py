@@ -38,7 +38,7 @@ def ictx():
     if "custos_inheritance" not in ext:
         from app.recovery_api import rctx
         from inheritance.context import inheritance_context
-        ext["custos_inheritance"] = inheritance_context(deps().settings, rctx())
+        ext["custos_inheritance"] = inheritance_context(deps().settings, rctx(), deps().cosigner)
     return ext["custos_inheritance"]
 
 

@@ -118,9 +118,9 @@ def put(session: Session, ctx: InheritanceContext, account: Account, body: dict,
     plan.beneficiaries = kept
     for change in pending(session, account.id):
         if change.action == ADD_BENEFICIARY and change.payload["device_id"] not in wanted_ids:
-            _close(session, change, "cancelled", "removed_from_request", actor, now)
+            close(session, change, "cancelled", "removed_from_request", actor, now)
         if change.action == SHORTEN_WAIT and days >= plan.waiting_days:
-            _close(session, change, "superseded", "wait_not_shortened", actor, now)
+            close(session, change, "superseded", "wait_not_shortened", actor, now)
     if days > plan.waiting_days:
         _lengthen(session, plan, days, actor, now)
         changed = True
@@ -143,13 +143,15 @@ def _propose(session, ctx, account, action: str, payload: dict, actor: str, now)
         if old.action == action and (action == SHORTEN_WAIT or old.payload["device_id"] == payload["device_id"]):
             if old.payload == payload:
                 return old
-            _close(session, old, "superseded", "newer_request", actor, now)
+            close(session, old, "superseded", "newer_request", actor, now)
     change = InheritancePlanChange(id="ichg_" + secrets.token_hex(10), account_id=account.id, action=action,
                                    payload=payload, state="pending", effective_at=now + ctx.loosen_delay,
                                    created_by=actor, created_at=now)
     session.add(change)
     session.flush()
     schedule(session, APPLY_JOB, change.id, change.effective_at)
+    from inheritance.verify import ask
+    ask(session, ctx.cosigner, account, change, now)
     from recovery.notices import push
     push(session, account.owner_device_id, "inheritance_change_pending", now)
     audit.record(session, actor=actor, action="inheritance.change_pending", subject=account.id,
@@ -158,7 +160,10 @@ def _propose(session, ctx, account, action: str, payload: dict, actor: str, now)
     return change
 
 
-def _close(session, change, state: str, reason: str, actor: str, now) -> None:
+def close(session, change, state: str, reason: str, actor: str, now) -> None:
+    """Close a pending change (audited); its out-of-band request, if any, is withdrawn."""
+    from inheritance.verify import closed
+    closed(session, change, now, reason)
     change.state, change.closed_at, change.closed_reason = state, now, reason
     audit.record(session, actor=actor, action=f"inheritance.change_{state}", subject=change.account_id,
                  details={"change": change.id, "action": change.action, "reason": reason}, now=now)
@@ -182,9 +187,11 @@ def _lengthen(session, plan, days: int, actor: str, now) -> None:
 
 def may_apply(session: Session, change: InheritancePlanChange, now: dt.datetime) -> bool:
     """THE decision whether a pending plan change may take effect now: it is still
-    pending and its delay is over. (Issue #17 adds its out-of-band confirmation of the
-    privileged action `change.action` here.)"""
-    return change.state == "pending" and now >= change.effective_at
+    pending, its delay is over, and — when the account had a verification channel when it
+    was asked for — the owner confirmed it on that channel (privileged actions
+    `inheritance.add_beneficiary` / `inheritance.shorten_wait`, inheritance.verify)."""
+    from inheritance.verify import waiting_for_confirmation
+    return change.state == "pending" and now >= change.effective_at and not waiting_for_confirmation(session, change)
 
 
 def apply_change(session: Session, ctx: InheritanceContext, change_id: str, now: dt.datetime) -> bool:
@@ -200,12 +207,12 @@ def apply_change(session: Session, ctx: InheritanceContext, change_id: str, now:
     account = session.get(Account, change.account_id, with_for_update=True)
     plan = get(session, change.account_id, lock=True)
     if account is None or plan is None:
-        _close(session, change, "void", "plan_gone", "system", now)
+        close(session, change, "void", "plan_gone", "system", now)
         return False
     if change.action == SHORTEN_WAIT:
         days = change.payload["waiting_days"]
         if days >= plan.waiting_days:
-            _close(session, change, "void", "not_shorter", "system", now)
+            close(session, change, "void", "not_shorter", "system", now)
             return False
         audit.record(session, actor=f"change:{change.id}", action="inheritance.wait_shortened",
                      subject=plan.account_id, details={"from": plan.waiting_days, "to": days}, now=now)
@@ -215,7 +222,7 @@ def apply_change(session: Session, ctx: InheritanceContext, change_id: str, now:
         try:
             holder = rules.check(session, account, setups.current(session, account.id), device_id)
         except (InvalidPlan, NotConfigured) as err:
-            _close(session, change, "void", getattr(err, "code", "invalid"), "system", now)
+            close(session, change, "void", getattr(err, "code", "invalid"), "system", now)
             return False
         if named(plan, device_id) is None:
             plan.beneficiaries = [*plan.beneficiaries, {"device_id": device_id, "label": change.payload.get("label"),
@@ -238,6 +245,6 @@ def cancel_change(session: Session, account: Account, change_id, *, actor: str, 
     if change is None or change.account_id != account.id:
         raise ChangeNotFound("no such inheritance plan change")
     if change.state == "pending":
-        _close(session, change, "cancelled", "cancelled_by_owner", actor, now)
+        close(session, change, "cancelled", "cancelled_by_owner", actor, now)
     return change
 

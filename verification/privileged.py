@@ -47,9 +47,9 @@ PRIVILEGED: tuple[Privileged, ...] = (
     Privileged("recovery.change_email", True, True, "changing the recovery e-mail address",
                "planned: recovery/setup.py"),
     Privileged("inheritance.add_beneficiary", True, True, "adding a beneficiary to the inheritance plan",
-               "planned: inheritance/"),
+               "inheritance/plans.py"),
     Privileged("inheritance.shorten_wait", True, True, "shortening the inheritance waiting period",
-               "planned: inheritance/"),
+               "inheritance/plans.py"),
 )
 _BY_NAME = {p.action: p for p in PRIVILEGED}
 

@@ -115,9 +115,10 @@ def protect(session: Session, ctx, account: Account, action: str, subject_kind: 
             summary: dict, now: dt.datetime) -> VerificationRequest | None:
     """For the delayed privileged actions: ask for a confirmation when the table says the
     action needs one and the account has an active channel; None otherwise."""
-    if not privileged.rule(action).oob or ctx is None or getattr(ctx, "verification", None) is None \
-            or not channels.has_usable(session, account.id):
+    if not privileged.rule(action).oob or not channels.has_usable(session, account.id):
         return None
+    if ctx is None or getattr(ctx, "verification", None) is None:   # fail closed: never skip the second channel
+        raise RuntimeError(f"{action} on an account with a verification channel needs a verification context")
     return require(session, account, action, subject_kind, subject_id, summary, now, ctx=ctx)
 
 

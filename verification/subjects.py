@@ -49,3 +49,5 @@ def _channel_cancelled(session, ctx, req, reason, now) -> None:
 register_kind("spend", _spend_confirmed, _spend_cancelled)
 register_kind("policy_change", _change_confirmed, _change_cancelled)
 register_kind("channel", _channel_confirmed, _channel_cancelled)
+
+import inheritance.verify  # noqa: E402,F401  (registers `inheritance_change`)

@@ -145,10 +145,50 @@ def test_one_function_decides_whether_a_change_applies(world, isettings):
     from inheritance.model import InheritancePlanChange
     assert plans.ADD_BENEFICIARY == "inheritance.add_beneficiary" and plans.SHORTEN_WAIT == "inheritance.shorten_wait"
     now = utcnow()
-    c = InheritancePlanChange(state="pending", effective_at=now)
-    assert plans.may_apply(None, c, now) and not plans.may_apply(None, c, now - dt.timedelta(seconds=1))
-    c.state = "cancelled"
-    assert not plans.may_apply(None, c, now + dt.timedelta(days=1))
+    c = InheritancePlanChange(id="ichg_unasked", state="pending", effective_at=now)
+    with session_scope(isettings.database_url) as s:
+        assert plans.may_apply(s, c, now) and not plans.may_apply(s, c, now - dt.timedelta(seconds=1))
+        c.state = "cancelled"
+        assert not plans.may_apply(s, c, now + dt.timedelta(days=1))
+
+
+def _oob_request(settings, change_id: str):
+    from verification.model import VerificationRequest
+    with session_scope(settings.database_url) as s:
+        return [(r.id, r.action, r.state) for r in s.query(VerificationRequest)
+                .filter_by(subject_kind="inheritance_change", subject_id=change_id)]
+
+
+def test_a_plan_loosening_also_waits_for_the_second_channel(world, isettings):
+    """Issue #17 on #18: with a verification channel, adding a beneficiary applies only
+    after its delay AND a confirmation on that channel; a confirmation that never comes
+    (VERIFY_TTL) cancels the change, and so does nothing else reach the plan."""
+    from tests.api import verification_kit as vk
+    from tests.api.test_policy import run_due_jobs
+    owner, aid, ben = world["owner"], world["aid"], world["ben"]
+    totp = vk.with_totp(owner, {"account_id": aid})
+    [change] = owner.set_plan(aid, [{"device_id": ben.device_id, "label": "Ben"}], 60)["pending_changes"]
+    [(req_id, action, state)] = _oob_request(isettings, change["change_id"])
+    assert (action, state) == ("inheritance.add_beneficiary", "pending")
+    later = utcnow() + dt.timedelta(days=4)
+    assert apply_changes(isettings, aid, later) == 0          # the delay is over, the confirmation is not
+    assert owner.plan(aid)["beneficiaries"] == []
+    out = owner.call("POST", f"/v1/verifications/{req_id}", {"code": vk.totp_code(isettings, aid, totp)})
+    assert out["request"]["state"] == "confirmed"
+    assert apply_changes(isettings, aid, later) == 1
+    assert [b["device_id"] for b in owner.plan(aid)["beneficiaries"]] == [ben.device_id]
+    # shortening the wait: left unconfirmed, the request expires and takes the change with it
+    [short] = owner.set_plan(aid, [{"device_id": ben.device_id, "label": "Ben"}], 30)["pending_changes"]
+    assert short["action"] == "inheritance.shorten_wait" and _oob_request(isettings, short["change_id"])
+    run_due_jobs(isettings, utcnow() + dt.timedelta(minutes=20))
+    assert [state for _i, _a, state in _oob_request(isettings, short["change_id"])] == ["expired"]
+    assert owner.plan(aid)["pending_changes"] == []
+    assert apply_changes(isettings, aid, utcnow() + dt.timedelta(days=4)) == 0
+    assert owner.plan(aid)["waiting_days"] == 60
+    # an owner who cancels the change also closes its links
+    [again] = owner.set_plan(aid, [{"device_id": ben.device_id, "label": "Ben"}], 30)["pending_changes"]
+    owner.cancel_plan_change(aid, again["change_id"])
+    assert [state for _i, _a, state in _oob_request(isettings, again["change_id"])] == ["withdrawn"]
 
 
 # -- claims ---------------------------------------------------------------------------------
