@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from audit import services as audit
 from cosigner import policy as engine
+from cosigner import policy_changes as changes_engine
 from cosigner.errors import CosignerError
 from cosigner.model import COUNTED_STATES, Account, AccountPolicy, PolicyChange, Spend
 from prices import store as price_store
@@ -61,13 +62,13 @@ def set_rules(session: Session, account: Account, rules: dict, *, actor: str, no
     lock_account(session, account.id)
     old = current(session, account.id)
     new = engine.from_dict({**rules, "staff_frozen": old.staff_frozen})
-    now_policy = engine.tightened(old, new)
+    now_policy = changes_engine.tightened(old, new)
     in_force = old
-    if not engine.same_rules(now_policy, old):
+    if not changes_engine.same_rules(now_policy, old):
         in_force = _store(session, account.id, now_policy, actor, now)
         _review_held(session, account, notify, now, actor)
     change = None
-    if not engine.same_rules(new, now_policy):
+    if not changes_engine.same_rules(new, now_policy):
         _supersede_pending(session, account.id, actor, now)
         change = PolicyChange(id=f"pchg_{secrets.token_hex(10)}", account_id=account.id,
                               rules=engine.to_dict(new), base_rules=engine.to_dict(in_force), state="pending",
@@ -149,7 +150,7 @@ def _base_of(session: Session, change: PolicyChange) -> dict:
 
 def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
     """Job handler body: apply a pending change once its time has come, as a diff onto
-    the rules in force now (`engine.rebase`): what was frozen, staff-frozen or tightened
+    the rules in force now (`policy_changes.rebase`): what was frozen, staff-frozen or tightened
     after the change was asked for stays so. A change that asked for an out-of-band
     confirmation waits for it too (the confirmation applies it when it comes later).
     Idempotent."""
@@ -161,7 +162,7 @@ def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
     if outstanding(session, "policy_change", change.id):
         return False
     old = engine.to_dict(current(session, change.account_id))
-    rules = engine.rebase(_base_of(session, change), change.rules, old)
+    rules = changes_engine.rebase(_base_of(session, change), change.rules, old)
     _store(session, change.account_id, engine.from_dict(rules), f"change:{change.id}", now)
     change.state, change.closed_at = "applied", now
     return True

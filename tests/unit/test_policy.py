@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from cosigner.policy import (ACTIONS, AllowEntry, Approvals, HistoryEntry, Intent, Limit, Policy, evaluate,
-                             from_dict, loosens, tightened, to_dict)
+                             from_dict, to_dict)
+from cosigner.policy_changes import loosens, tightened
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
 A, B = "bcrt1qaaa", "bcrt1qbbb"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from cosigner.policy import (FiatAmount, HistoryEntry, Intent, Limit, Policy, evaluate, from_dict, loosens, rebase,
-                             tightened, to_dict)
+from cosigner.policy import (FiatAmount, HistoryEntry, Intent, Limit, Policy, evaluate, from_dict, to_dict)
+from cosigner.policy_changes import loosens, rebase, tightened
 from prices.money import Rate
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)

@@ -1,11 +1,12 @@
-"""Pending changes apply as a diff onto the rules in force (cosigner.policy.rebase): a
+"""Pending changes apply as a diff onto the rules in force (cosigner.policy_changes.rebase): a
 freeze, a staff freeze or a tightening made after the change was asked for survives;
 what the change asked for applies where nobody touched the rule since."""
 from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from cosigner.policy import Limit, Policy, from_dict, rebase, to_dict
+from cosigner.policy import Limit, Policy, from_dict, to_dict
+from cosigner.policy_changes import rebase
 
 
 def d(**kw):
