@@ -3,7 +3,8 @@
 `TxEvent` describes one account transaction appearing (`tx_seen`) or changing state
 (`tx_state`: mempool → confirmed → deep, back to mempool on a reorg, conflicted,
 replaced). Listeners are passed to the follower (`Follower(listeners=[...])`) and are
-called once per block / mempool batch as `fn(session, events, tip_height, now)`; they
+called once per block (also one with no events of ours) / mempool batch with events as
+`fn(session, events, tip_height, now)`; they
 must not call bitcoind and must be idempotent (a retried transaction calls them again).
 
 `Classifier`: when an unconfirmed transaction loses its inputs to another one, the
@@ -37,8 +38,10 @@ Classifier = Callable[[Session, str, str, str], str | None]
 
 
 def dispatch(listeners: Iterable[Listener], session: Session, events: list[TxEvent], tip_height: int,
-             now: dt.datetime) -> None:
-    if not events:
+             now: dt.datetime, *, tip_moved: bool = False) -> None:
+    """Call the listeners with `events`. A pass with no events calls them only when the
+    tip moved (a block applied or undone: confirmation counts change with it)."""
+    if not events and not tip_moved:
         return
     for fn in listeners:
         fn(session, events, tip_height, now)

@@ -243,7 +243,7 @@ class Follower:
                 tip_height = top.height if top else block.height
                 applier.settle_depth(tip_height)
             if account_filter is None:  # a restore indexes history: nothing to notify
-                dispatch(self.listeners, session, applier.events, tip_height, now)
+                dispatch(self.listeners, session, applier.events, tip_height, now, tip_moved=True)
             if extra is not None:
                 extra(session)
             if self.on_block_written is not None:
@@ -258,5 +258,5 @@ class Follower:
                 raise TipMoved()
             applier = Applier(session, now, classifiers=self.classifiers)
             applier.undo_block(block_hash, height)
-            dispatch(self.listeners, session, applier.events, height - 1, now)
+            dispatch(self.listeners, session, applier.events, height - 1, now, tip_moved=True)
         log.info("chain follower: undid block %s at height %d", block_hash, height)

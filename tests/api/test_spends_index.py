@@ -246,3 +246,6 @@ def test_a_cosign_indexes_its_own_transaction_without_recounting_every_confirmed
     first, second = (device.call("GET", f"/v1/spends/{sid}") for sid in sent)
     assert (first["state"], first["confirmations"]) == ("confirmed", 2)
     assert (second["state"], second["confirmations"]) == ("confirmed", 1)
+    mine(1)   # a block with none of our transactions still moves every count
+    first, second = (device.call("GET", f"/v1/spends/{sid}") for sid in sent)
+    assert (first["confirmations"], second["confirmations"]) == (3, 2)
