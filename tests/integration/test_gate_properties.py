@@ -4,7 +4,9 @@ suite's database (PostgreSQL under CI) and the test chain (devnet, or BITCOIND).
 Random interleavings of build + submit, approvals and denials by a device and by staff,
 owner and staff freezes and unfreezes, policy changes (tightening at once, loosening
 pending), time moving forward, the due jobs (releases, approval expiry, pending changes),
-fee bumps and cancellations. After every step, for every spend that went out:
+fee bumps and cancellations, and out-of-band verification (issue #17: a `verify` rule with
+the owner's authenticator, confirmations by TOTP code at the test's clock). After every
+step, for every spend that went out:
 
 - it was not sent while the account was frozen (owner or staff);
 - the policy version in force at that moment approves it: the engine (pure) re-run with
@@ -12,6 +14,8 @@ fee bumps and cancellations. After every step, for every spend that went out:
   are satisfied — enough approvals by approvers that version names, given before the
   deadline, and that version's delay elapsed since the phone's signature was accepted;
 - the 24 h velocity limits of that version are not exceeded by what was sent;
+- when that version's `verify` rule fires for it, a verification on a channel the rule
+  accepts was confirmed before it was sent;
 and every refused spend (denied / expired) has an audit row that says so.
 
 The clock is the test's: services take `now`, jobs run with it. Bounded to a few
@@ -25,7 +29,6 @@ from decimal import Decimal
 from itertools import count
 from urllib.parse import urlsplit
 
-import pytest
 from hypothesis import HealthCheck, settings as hsettings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, \
     run_state_machine_as_test
@@ -42,6 +45,11 @@ from cosigner.model import Account, AccountPolicy, Spend, SpendApproval
 from store.base import utcnow
 from store.session import session_scope
 from tests.api.test_policy import run_due_jobs
+from tests.api.verification_kit import with_totp
+import verification.channels
+import verification.services
+from verification.errors import VerificationError
+from verification.model import VerificationRequest
 
 SENT = ("broadcast", "confirmed", "deep")
 LOOSEN_DELAY = dt.timedelta(hours=72)
@@ -66,6 +74,8 @@ def rules_strategy(approver: str):
         "delay_seconds": st.sampled_from([3600, 86400, 7 * 86400]),
         "approvals": approvals,
         "frozen": st.sampled_from([False] * 5 + [True]),
+        "verify": st.sampled_from([None, None, {"above_sat": 400_000, "channel": "totp"},
+                                   {"above_sat": 0, "channel": "totp"}]),
     })
 
 
@@ -109,10 +119,11 @@ def test_signing_gate_state_machine(app_factory, chain_settings, chain_node, min
             self.accepted_at: dict[str, dt.datetime] = {}   # when the phone's signature was accepted
             self.checked: set[str] = set()
             self.freezes = 0
+            self.totp = with_totp(self.owner, account)    # the owner's second channel
             with self._session() as s:  # a first policy: from no rules, everything tightens at once
                 policy_service.set_rules(s, self._account(s), data.draw(rules_strategy(self.approver.device_id)),
                                          actor=self.owner.device_id, now=self.now, loosen_delay=LOOSEN_DELAY,
-                                         notify=ctx.notify)
+                                         notify=ctx.notify, ctx=ctx)
 
         # -- helpers --------------------------------------------------------------------------
         def _session(self):
@@ -173,14 +184,31 @@ def test_signing_gate_state_machine(app_factory, chain_settings, chain_node, min
             with self._session() as s:
                 policy_service.freeze(s, self._account(s), by=by, actor="alice" if by == "staff" else
                                       self.owner.device_id, frozen=frozen, now=self.now,
-                                      loosen_delay=LOOSEN_DELAY, notify=ctx.notify)
+                                      loosen_delay=LOOSEN_DELAY, notify=ctx.notify, ctx=ctx)
 
         @rule(data=st.data())
         def set_policy(self, data):
             rules = data.draw(rules_strategy(self.approver.device_id))
             with self._session() as s:
                 policy_service.set_rules(s, self._account(s), rules, actor=self.owner.device_id, now=self.now,
-                                         loosen_delay=LOOSEN_DELAY, notify=ctx.notify)
+                                         loosen_delay=LOOSEN_DELAY, notify=ctx.notify, ctx=ctx)
+
+        @rule(data=st.data(), wrong=st.sampled_from([False, False, True]))
+        def confirm_by_totp(self, data, wrong):
+            """The owner answers a pending verification (a spend, a loosening) with the code
+            of the test's moment — or a wrong one."""
+            with self._session() as s:
+                pending = [r.id for r in s.scalars(select(VerificationRequest).where(
+                    VerificationRequest.account_id == self.aid, VerificationRequest.state == "pending"))]
+            if not pending:
+                return
+            code = "000000" if wrong else self.totp.at(self.now)
+            try:
+                with self._session() as s:
+                    verification.services.confirm_totp(s, ctx, data.draw(st.sampled_from(pending)),
+                                                       self.owner.device_id, code, self.now)
+            except (CosignerError, VerificationError):
+                pass
 
         @rule(step=advances)
         def advance_and_run_jobs(self, step):
@@ -254,6 +282,13 @@ def test_signing_gate_state_machine(app_factory, chain_settings, chain_node, min
                          and ((a.approver_kind == "staff" and rules.staff)
                               or (a.approver_kind == "device" and a.approver_id in rules.devices))]
                 assert len(valid) >= rules.required, f"{spend.id} sent without its approvals"
+            if decision.verify is not None:
+                kinds = verification.channels.kinds_for(decision.verify)
+                confirmed = s.scalars(select(VerificationRequest).where(
+                    VerificationRequest.subject_kind == "spend", VerificationRequest.subject_id == spend.id,
+                    VerificationRequest.state == "confirmed")).all()
+                assert any(r.confirmed_via in kinds and r.closed_at <= at for r in confirmed), \
+                    f"{spend.id} sent without its out-of-band verification"
             if decision.release_at is not None:
                 accepted = self.accepted_at[spend.id]
                 assert accepted + dt.timedelta(seconds=policy.delay_seconds) <= at, f"{spend.id} sent early"
