@@ -29,7 +29,8 @@ from messaging.errors import QuotaExceeded as MessagingQuotaExceeded, TooLarge a
 from recovery.errors import BackupQuotaExceeded, TooLarge as RecoveryTooLarge
 from recovery.errors import (BackupConflict, BackupError, BackupNotFound, CaseClosed, CaseNotFound, CaseStateError,
                              InvalidScheme, InvalidShare, NotConfigured, NotHolder, OtpRejected, ProofInvalid,
-                             RecoveryError, RecoveryRateLimited, StaffConflict, SweepError, TooSoon)
+                             RecoveryError, RecoveryRateLimited, SetupChangeNotFound, StaffConflict, SweepError,
+                             TooSoon)
 from inheritance.errors import (ChangeNotFound, ClaimBlocked, ClaimClosed, ClaimConflict, ClaimNotFound,
                                 InheritanceError, InheritanceSweepError, InvalidPlan, NotBeneficiary, PlanNotFound)
 from verification.errors import (ChannelMissing, ChannelStateError, CodeRejected, InvalidChannel, LinkInvalid,
@@ -111,6 +112,7 @@ ERRORS: dict[type[BaseException], int] = {
     BackupQuotaExceeded: 429,
     SweepError: 422,
     RecoveryRateLimited: 429,
+    SetupChangeNotFound: 404,
     InheritanceError: 400,
     InvalidPlan: 400,
     PlanNotFound: 404,

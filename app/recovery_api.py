@@ -70,6 +70,7 @@ def unb64(value: str, what: str, code: str, size: int | None = None) -> bytes:
 
 # -- setup and custody -------------------------------------------------------------------
 def setup_out(setup, now) -> dict:
+    from recovery.setup_changes import pending, view
     holders = setups.holders(db.session, setup.id)
     return iso({"account_id": setup.account_id, "setup_id": setup.id, "scheme": setup.scheme,
             "status": custody.compute_status(setup, holders, now), "created_at": setup.created_at,
@@ -77,7 +78,8 @@ def setup_out(setup, now) -> dict:
                          "role": h.role or "holder",
                          "group_index": h.group_index, "member_index": h.member_index,
                          "custody_public_key": b64(h.custody_public_key), "proven": custody.is_proven(h, now),
-                         "proven_at": h.proven_at, "challenged_at": h.challenged_at} for h in holders]})
+                         "proven_at": h.proven_at, "challenged_at": h.challenged_at} for h in holders],
+            "pending_change": view(pending(db.session, setup.account_id))})
 
 
 @bp.route("/accounts/<account_id>/recovery", methods=["PUT"])
@@ -90,14 +92,34 @@ def setup_out(setup, now) -> dict:
 @bp.arguments(SetupSchema)
 @bp.response(200, rs.SetupOutSchema)
 def put_setup(body, account_id):
-    """Register or replace (atomically) the account's SLIP-39 recovery setup: scheme,
-    the operator's share (stored encrypted), holders with their custody keys, the OTP
-    email (stored encrypted, looked up by keyed hash)."""
+    """Register the account's SLIP-39 recovery setup: scheme, the operator's share (stored
+    encrypted), holders with their custody keys, the OTP email (stored encrypted, looked
+    up by keyed hash). The first setup applies at once. Replacing a setup in force is a
+    privileged action (`recovery.replace_setup`): the answer is the setup still in force
+    with `pending_change`, which replaces it (atomically) after `POLICY_LOOSEN_DELAY` and,
+    when the account has a verification channel, the owner's out-of-band confirmation;
+    announced to the owner's devices and the recovery e-mail in force, cancellable, void
+    if the account is frozen, recovered or under a verified recovery by then."""
     now = utcnow()
     with committing():
         account = accounts.get_owned(db.session, account_id, g.device.id)
-        setup = setups.put(db.session, rctx(), account, body, actor=g.device.id, now=now)
+        setup, _change = setups.put(db.session, rctx(), account, body, actor=g.device.id, now=now,
+                                    cosigner=deps().cosigner)
         return setup_out(setup, now)
+
+
+@bp.route("/accounts/<account_id>/recovery/changes/<change_id>", methods=["DELETE"])
+@errors({404: "`error.code`: account_not_found, setup_change_not_found."})
+@signed
+@bp.response(200, rs.SetupChangeOutSchema)
+def cancel_setup_change(account_id, change_id):
+    """Cancel the pending replacement of the recovery setup (its confirmation links stop
+    working). Idempotent: a closed change is returned as it is."""
+    from recovery.setup_changes import cancel, view
+    now = utcnow()
+    with committing():
+        account = accounts.get_owned(db.session, account_id, g.device.id)
+        return iso(view(cancel(db.session, account, change_id, actor=g.device.id, now=now)))
 
 
 @bp.route("/accounts/<account_id>/recovery", methods=["GET"])

@@ -202,6 +202,19 @@ class HolderOutSchema(Ordered):
     challenged_at = _opt(Str)
 
 
+class SetupChangeOutSchema(Ordered):
+    change_id = Str(required=True)
+    state = Str(required=True, metadata={"description": "pending | applied | cancelled | superseded | void"})
+    effective_at = Str(required=True, metadata={"description": "the earliest moment it may take effect"})
+    created_at = Str(required=True)
+    closed_reason = _opt(Str)
+    holders = Int(required=True)
+    devices = Int(required=True)
+    groups = fields.List(fields.Dict(), required=True)
+    group_threshold = Int(required=True)
+    email_changed = Bool(required=True)
+
+
 class SetupOutSchema(Ordered):
     account_id = Str(required=True)
     setup_id = Str(required=True)
@@ -209,6 +222,9 @@ class SetupOutSchema(Ordered):
     status = Str(required=True, metadata={"description": "nominal | critical | at_risk"})
     created_at = Str(required=True)
     holders = fields.List(fields.Nested(HolderOutSchema), required=True)
+    pending_change = fields.Nested(SetupChangeOutSchema, allow_none=True, metadata={
+        "description": "a requested replacement of this setup, waiting its delay (and the out-of-band "
+                       "confirmation when the account has a verification channel); null when none"})
 
 
 class ChallengeSchema(Ordered):

@@ -1,10 +1,11 @@
-"""`python -m client recovery setup|status|start|otp|approve|complete|sweep` and
-`python -m client backup put|get`.
+"""`python -m client recovery setup|cancel-change|status|start|otp|approve|complete|sweep`
+and `python -m client backup put|get`.
 
 State next to the client state file (mode 0600, reference client only — a real phone
 keeps these in secure storage): `<state>.recovery.json` holds this device's recovery
-work: shares it holds for others (holder id → share), and an in-progress recovery (the
-sealing private key and case id). Seeds stay in `<state>.wallets.json` (accounts CLI).
+work: shares it holds for others (holder id → share), this device's share of a requested
+setup replacement until it applies (a replacement waits: `recovery.replace_setup`), and an
+in-progress recovery (the sealing private key and case id). Seeds stay in `<state>.wallets.json` (accounts CLI).
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def add_commands(sub) -> None:
     s.add_argument("--contact", required=True, help="the contact's device id (holds member 1)")
     s.add_argument("--contact-role", choices=["holder", "beneficiary"], default="holder",
                    help="beneficiary: the contact may be named in the inheritance plan")
+    cc = rec.add_parser("cancel-change", help="cancel the pending replacement of the recovery setup")
+    cc.add_argument("account_id")
+    cc.add_argument("change_id")
     st = rec.add_parser("status", help="holders and custody status; answers open custody challenges")
     st.add_argument("account_id", nargs="?")
     start = rec.add_parser("start", help="on the new phone: start a recovery")
@@ -68,6 +72,21 @@ def _arg_text(value: str) -> str:
     return Path(value[1:]).read_text().strip() if value.startswith("@") else value
 
 
+def _hold(st: _State, setup: dict, device_id: str, share: str) -> None:
+    st.data.setdefault("held", {}).update({h["holder_id"]: share for h in setup["holders"]
+                                           if h["device_id"] == device_id})
+
+
+def _adopt_applied(st: _State, setup: dict, device_id: str, account_id: str) -> None:
+    """Once the requested replacement has applied (the setup in force is another one and
+    nothing is pending), this device's new share answers for its new holder slots."""
+    waiting = st.data.get("pending", {}).get(account_id)
+    if waiting and setup["setup_id"] != waiting["replaces"] and not setup.get("pending_change"):
+        _hold(st, setup, device_id, waiting["share"])
+        del st.data["pending"][account_id]
+        st.save()
+
+
 def run(args, client, state_path: Path):
     from client.accounts_cli import _Wallets
     api = RecoveryClient.like(client)
@@ -87,12 +106,23 @@ def run(args, client, state_path: Path):
             {"kind": "device", "device_id": args.contact, "role": args.contact_role, "group_index": 0,
              "member_index": 1},
             {"kind": "operator", "group_index": 0, "member_index": 2}]))
-        held = {h["holder_id"]: split.share(0, 0) for h in result["holders"] if h["device_id"] == api.device_id}
-        st.data.setdefault("held", {}).update(held)
+        note = "send contact_share to the contact end to end (messages send); keep nothing else"
+        if result.get("pending_change"):      # a replacement: the setup in force stays until it applies
+            st.data.setdefault("pending", {})[args.account_id] = {"replaces": result["setup_id"],
+                                                                  "share": split.share(0, 0)}
+            note = (f"the replacement applies at {result['pending_change']['effective_at']} at the earliest "
+                    "(and after your confirmation on the verification channel, if you have one); " + note)
+        else:
+            _hold(st, result, api.device_id, split.share(0, 0))
         st.save()
-        return {**result, "contact_share": split.share(0, 1),
-                "note": "send contact_share to the contact end to end (messages send); keep nothing else"}
+        return {**result, "contact_share": split.share(0, 1), "note": note}
+    if a == "cancel-change":
+        st.data.get("pending", {}).pop(args.account_id, None)
+        st.save()
+        return api.call("DELETE", f"/v1/accounts/{args.account_id}/recovery/changes/{args.change_id}")
     if a == "status":
+        if args.account_id:
+            _adopt_applied(st, api.status(args.account_id), api.device_id, args.account_id)
         answered = answer_custody(api, st.data.get("held", {}))
         out = {"custody_answers": answered, "requests": api.requests()}
         if args.account_id:

@@ -19,6 +19,7 @@ class RecoveryContext:
     reminder_every: dt.timedelta
     message_ttl: dt.timedelta
     guesses: GuessBudget = field(default_factory=SqlGuessBudget)   # OTP budgets per email / account
+    loosen_delay: dt.timedelta = dt.timedelta(hours=72)   # POLICY_LOOSEN_DELAY: a setup replacement waits this long
 
 
 def recovery_context(settings, keyring: KeyWrapper | None = None) -> RecoveryContext:
@@ -32,4 +33,5 @@ def recovery_context(settings, keyring: KeyWrapper | None = None) -> RecoveryCon
         keyring=keyring, mailer=mailer_from_settings(settings, keyring), email_key=email_key(settings.secret_key),
         delay=dt.timedelta(seconds=settings.recovery_delay), case_ttl=dt.timedelta(seconds=settings.recovery_case_ttl),
         reminder_every=dt.timedelta(seconds=settings.recovery_reminder_interval),
-        message_ttl=dt.timedelta(seconds=settings.message_ttl), guesses=budget_from_settings(settings))
+        message_ttl=dt.timedelta(seconds=settings.message_ttl), guesses=budget_from_settings(settings),
+        loosen_delay=dt.timedelta(seconds=settings.policy_loosen_delay))

@@ -95,3 +95,7 @@ class SweepError(RecoveryError):
 
 class RecoveryRateLimited(RecoveryError):
     code = "rate_limited"
+
+
+class SetupChangeNotFound(RecoveryError):
+    code = "setup_change_not_found"

@@ -148,3 +148,26 @@ class MailOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class RecoverySetupChange(Base):
+    """A pending replacement of an account's recovery setup (privileged action
+    `recovery.replace_setup`: it waits POLICY_LOOSEN_DELAY and, when the account has a
+    verification channel, an out-of-band confirmation). The requested setup — operator
+    share and e-mail included — is sealed whole (cosigner.vault, `rsch:<id>` as associated
+    data); `summary` holds only what the owner is shown (counts, thresholds, whether the
+    e-mail changes). States: pending → applied | cancelled | superseded | void."""
+    __tablename__ = "recovery_setup_changes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    summary: Mapped[dict] = mapped_column(JSON, nullable=False)
+    kek_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    effective_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_reason: Mapped[str | None] = mapped_column(String(64))

@@ -1,10 +1,12 @@
-"""Recovery setup: register (or replace) an account's SLIP-39 scheme, the operator's
-share (sealed at rest), the holders and their custody keys, and the OTP email."""
+"""Recovery setup: register an account's SLIP-39 scheme, the operator's share (sealed at
+rest), the holders and their custody keys, and the OTP email. Replacing a setup in force
+is a privileged action that waits (recovery.setup_changes)."""
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -74,11 +76,18 @@ def _holders(raw, scheme: shares.Scheme, owner_id: str) -> list[dict]:
     return out
 
 
-def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *, actor: str,
-        now: dt.datetime) -> RecoverySetup:
-    """Validate everything, then store the new setup and delete the old one in the
-    caller's transaction (the old operator share goes only once the new one is stored).
-    Raises InvalidScheme / InvalidShare; stores nothing on error."""
+@dataclass(frozen=True)
+class Requested:
+    """A validated setup request (secret: it holds the operator's share and the e-mail)."""
+    scheme: shares.Scheme
+    holders: list[dict]
+    share: str
+    email: str
+
+
+def validate(session: Session, account: Account, body: dict) -> Requested:
+    """Check a setup request against the state of now (holder devices known and not
+    revoked). Raises InvalidScheme / InvalidShare with a code; reads only."""
     scheme = shares.parse_scheme(body.get("scheme"))
     holders = _holders(body.get("holders"), scheme, account.owner_device_id)
     operator = next(h for h in holders if h["kind"] == "operator")
@@ -97,12 +106,44 @@ def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *,
     if known != device_ids:
         raise InvalidScheme("a holder device is unknown or revoked", code="invalid_holder",
                             details={"unknown": sorted(device_ids - known)})
+    return Requested(scheme, holders, shares.normalize(share), email)
 
+
+def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *, actor: str,
+        now: dt.datetime, cosigner=None):
+    """Register the account's first recovery setup (at once, `recovery.setup_first`), or
+    ask to replace the one in force (`recovery.replace_setup`: a pending change that waits
+    the loosening delay and, with a verification channel, the owner's second channel —
+    recovery.setup_changes). Validates everything first (InvalidScheme / InvalidShare:
+    nothing stored); a replacement asked while a verified recovery case is open is refused
+    (CaseStateError `recovery_in_progress`). `cosigner` is the cosigner context (the
+    out-of-band request needs it). Returns (setup in force, pending change or None)."""
+    requested = validate(session, account, body)
+    session.get(Account, account.id, with_for_update=True)
+    existing = session.scalar(select(RecoverySetup).where(RecoverySetup.account_id == account.id)
+                              .order_by(RecoverySetup.created_at.desc()).limit(1))
+    if existing is None:
+        from verification.privileged import rule
+        first = rule("recovery.setup_first")      # nothing to protect yet
+        assert not (first.delay or first.oob), "a first setup that waits needs a pending change"
+        return store(session, ctx, account, requested, actor=actor, now=now), None
+    _refuse_if_verified_case(session, account.id)
+    from recovery.setup_changes import propose
+    return existing, propose(session, ctx, cosigner, account, existing, requested, actor=actor, now=now)
+
+
+def store(session: Session, ctx: RecoveryContext, account: Account, requested: Requested, *, actor: str,
+          now: dt.datetime) -> RecoverySetup:
+    """Store `requested` as the account's setup and delete the old one, in the caller's
+    transaction under the account's row lock (the old operator share goes only once the
+    new one is stored). Unverified open cases are cancelled; a verified one refuses
+    (CaseStateError `recovery_in_progress`, nothing changed)."""
+    scheme, holders, email = requested.scheme, requested.holders, requested.email
     session.get(Account, account.id, with_for_update=True)
     _close_cases_for_replacement(session, account.id, actor, now)
     old_ids = list(session.scalars(select(RecoverySetup.id).where(RecoverySetup.account_id == account.id)))
     setup_id = "rset_" + secrets.token_hex(12)
-    sealed_share = seal(ctx.keyring, shares.normalize(share).encode(), setup_id)
+    sealed_share = seal(ctx.keyring, requested.share.encode(), setup_id)
     sealed_email = seal(ctx.keyring, email.encode(), setup_id + ":email")
     setup = RecoverySetup(id=setup_id, account_id=account.id, scheme=scheme.as_dict(),
                           email_hash=email_hash(ctx.email_key, email), email_kek_id=sealed_email.kek_id,
@@ -127,6 +168,22 @@ def put(session: Session, ctx: RecoveryContext, account: Account, body: dict, *,
     return setup
 
 
+def _refuse_if_verified_case(session: Session, account_id: str) -> None:
+    from recovery import machine
+    from recovery.model import RecoveryCase
+    _raise_in_progress(list(session.scalars(select(RecoveryCase.id).where(
+        RecoveryCase.account_id == account_id, RecoveryCase.state.in_(machine.OPEN_STATES),
+        RecoveryCase.state != "requested").order_by(RecoveryCase.created_at))))
+
+
+def _raise_in_progress(verified: list[str]) -> None:
+    """A case verified by OTP or staff is the owner's to contest first."""
+    from recovery.errors import CaseStateError
+    if verified:
+        raise CaseStateError("a recovery is in progress for this account: contest it before replacing the setup",
+                             code="recovery_in_progress", details={"cases": verified})
+
+
 def _close_cases_for_replacement(session: Session, account_id: str, actor: str, now: dt.datetime) -> None:
     """A case verified by OTP or staff is the owner's to contest first: refuse with
     `recovery_in_progress` naming the cases (DELETE /v1/recoveries/{id}, then replace).
@@ -135,16 +192,12 @@ def _close_cases_for_replacement(session: Session, account_id: str, actor: str, 
     requester told. Runs under the account's row lock."""
     from recovery import machine
     from recovery.cases import _move
-    from recovery.errors import CaseStateError
     from recovery.model import RecoveryCase
     from recovery.notices import push
     open_cases = list(session.scalars(select(RecoveryCase).where(
         RecoveryCase.account_id == account_id, RecoveryCase.state.in_(machine.OPEN_STATES))
         .order_by(RecoveryCase.created_at).with_for_update()))
-    verified = [c.id for c in open_cases if c.state != "requested"]
-    if verified:
-        raise CaseStateError("a recovery is in progress for this account: contest it before replacing the setup",
-                             code="recovery_in_progress", details={"cases": verified})
+    _raise_in_progress([c.id for c in open_cases if c.state != "requested"])
     for case in open_cases:
         case.otp_hash = None
         _move(session, case, "cancelled", now, by=actor, reason="setup_replaced")

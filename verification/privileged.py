@@ -44,8 +44,11 @@ PRIVILEGED: tuple[Privileged, ...] = (
     Privileged("channel.replace", True, True, "replacing the verification e-mail address or authenticator",
                "verification/channels.py"),
     Privileged("channel.remove", True, True, "removing a verification channel", "verification/channels.py"),
-    Privileged("recovery.change_email", True, True, "changing the recovery e-mail address",
-               "planned: recovery/setup.py"),
+    Privileged("recovery.setup_first", False, False, "registering the account's first recovery setup (nothing "
+               "to protect yet)", "recovery/setup.py"),
+    Privileged("recovery.replace_setup", True, True, "replacing the recovery setup in force: its e-mail address, "
+               "holders, scheme or the operator's share (void if the account is frozen, recovered or under a "
+               "verified recovery when it would apply)", "recovery/setup_changes.py"),
     Privileged("inheritance.add_beneficiary", True, True, "adding a beneficiary to the inheritance plan",
                "inheritance/plans.py"),
     Privileged("inheritance.shorten_wait", True, True, "shortening the inheritance waiting period",

@@ -6,6 +6,8 @@
 - `policy_change`: a confirmation applies the pending change if its delay is over (else
   the `policy.apply` job does, now that it is confirmed); a cancellation cancels it.
 - `channel`: the same for a channel replacement or removal.
+- `inheritance_change`, `recovery_setup_change`: registered by inheritance.verify and
+  recovery.setup_changes.
 """
 from __future__ import annotations
 
@@ -51,3 +53,4 @@ register_kind("policy_change", _change_confirmed, _change_cancelled)
 register_kind("channel", _channel_confirmed, _channel_cancelled)
 
 import inheritance.verify  # noqa: E402,F401  (registers `inheritance_change`)
+import recovery.setup_changes  # noqa: E402,F401  (registers `recovery_setup_change`)

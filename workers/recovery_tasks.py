@@ -43,6 +43,14 @@ def advance_case(session: Session, subject: str, now: dt.datetime) -> None:
     log.info("recovery case %s advanced: %s", subject, state)
 
 
+@handler("recovery.setup_apply")
+def apply_setup_change(session: Session, subject: str, now: dt.datetime) -> None:
+    """Replace the recovery setup when its pending change may apply (re-decided now)."""
+    from recovery.setup_changes import apply_change
+    applied = apply_change(session, _rctx(_current()), subject, now)
+    log.info("recovery setup change %s: %s", subject, "applied" if applied else "not applied")
+
+
 @handler("recovery.mail")
 def send_mail(session: Session, subject: str, now: dt.datetime) -> None:
     """Send one outbox mail over SMTP (network errors propagate: the job is retried)."""

@@ -62,3 +62,22 @@ def advance(settings, case_id: str, now: dt.datetime) -> str:
     from store.session import session_scope
     with session_scope(settings.database_url) as s:
         return run(s, recovery_context(settings), case_id, now)
+
+
+def apply_setup_changes(settings, account_id: str, now: dt.datetime) -> int:
+    """Run the account's pending `recovery.setup_apply` job body as the worker would at
+    `now`; returns how many changes applied."""
+    from recovery.context import recovery_context
+    from recovery.setup_changes import apply_change, pending
+    from store.session import session_scope
+    with session_scope(settings.database_url) as s:
+        change = pending(s, account_id)
+        return int(change is not None and apply_change(s, recovery_context(settings), change.id, now))
+
+
+def replaced(owner, settings, account_id: str, body: dict) -> dict:
+    """Ask to replace the setup and let its delay pass: the setup in force after."""
+    change = owner.setup(account_id, body)["pending_change"]
+    assert change is not None and change["state"] == "pending"
+    assert apply_setup_changes(settings, account_id, dt.datetime.fromisoformat(change["effective_at"])) == 1
+    return owner.status(account_id)

@@ -14,7 +14,8 @@ from client.recovery import Recoverer, approve, custody_signature, setup_body, s
 from client.sdk import ApiError
 from store.base import utcnow
 from store.session import session_scope
-from tests.api.recovery_kit import STAFF_ENV, account, advance, device, outbox_codes, setup_2of3, staff_call
+from tests.api.recovery_kit import (STAFF_ENV, account, advance, device, outbox_codes, replaced, setup_2of3,
+                                    staff_call)
 
 
 @pytest.fixture
@@ -82,8 +83,9 @@ def test_resetup_replaces_atomically(world, rsettings):
     split = split_recovery(world["phone"], groups=[(3, 5)])
     holders = [{"kind": "device", "device_id": world["contact"].device_id, "group_index": 0, "member_index": i}
                for i in range(4)] + [{"kind": "operator", "group_index": 0, "member_index": 4}]
-    after = old.setup(aid, setup_body(split, world["email"], holders))
+    after = replaced(old, rsettings, aid, setup_body(split, world["email"], holders))
     assert after["setup_id"] != before and after["scheme"]["groups"] == [{"threshold": 3, "count": 5}]
+    assert after["pending_change"] is None
     with session_scope(rsettings.database_url) as s:
         assert [r.id for r in s.scalars(select(RecoverySetup))] == [after["setup_id"]]
         assert s.scalar(select(RecoveryHolder).where(RecoveryHolder.setup_id == before)) is None

@@ -3,11 +3,13 @@ case (M2), OTP guessing budgets across cases and workers (M3), expired codes (L8
 equal work for known and unknown emails (L1)."""
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import delete, select
 
 from client.recovery import Recoverer, setup_body, split_recovery
 from store.session import session_scope
-from tests.api.recovery_kit import advance, outbox_codes, staff_call
+from tests.api.recovery_kit import advance, apply_setup_changes, outbox_codes, replaced, staff_call
 from tests.api.test_recovery_cases import _verified_case, err, rapp, rsettings, world  # noqa: F401 (fixtures)
 
 
@@ -30,14 +32,15 @@ def test_replacing_the_setup_is_refused_while_a_verified_case_is_open(world, rse
     assert old.status(aid)["setup_id"] == before
     assert world["new"].case(case["case_id"])["state"] == "collecting"
     old.cancel(case["case_id"])                      # the owner contests first, then replaces
-    assert old.setup(aid, _replacement(world))["setup_id"] != before
+    assert replaced(old, rsettings, aid, _replacement(world))["setup_id"] != before
 
 
 def test_replacing_the_setup_cancels_unverified_cases(world, rsettings):
     old, aid, new = world["old"], world["aid"], world["new"]
     case = Recoverer(new).start(world["email"])
-    after = old.setup(aid, _replacement(world))
-    assert after["setup_id"]
+    change = old.setup(aid, _replacement(world))["pending_change"]
+    assert new.case(case["case_id"])["state"] == "requested"      # nothing happens before the change applies
+    assert apply_setup_changes(rsettings, aid, dt.datetime.fromisoformat(change["effective_at"])) == 1
     assert new.case(case["case_id"])["state"] == "cancelled"
     code = outbox_codes(rsettings, world["email"])[-1]
     e = err(new.otp, case["case_id"], code)

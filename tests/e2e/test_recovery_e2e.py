@@ -143,6 +143,14 @@ def test_cli_backup_and_recovery_status(stack, tmp_path):
     setup = cli("recovery", "setup", aid, "--email", f"cli-{aid}@example.org", "--contact", contact.device_id)
     assert setup["status"] == "at_risk" and len(setup["contact_share"].split()) == 20
     assert cli("recovery", "status", aid)["recovery"]["setup_id"] == setup["setup_id"]
+    # a second setup is a replacement request: the first stays in force; the CLI can cancel it
+    again = cli("recovery", "setup", aid, "--email", f"cli-{aid}@example.org", "--contact", contact.device_id)
+    assert again["setup_id"] == setup["setup_id"] and again["pending_change"]["state"] == "pending"
+    assert "applies at" in again["note"]
+    change_id = again["pending_change"]["change_id"]
+    assert cli("recovery", "cancel-change", aid, change_id)["state"] == "cancelled"
+    status = cli("recovery", "status", aid)["recovery"]
+    assert status["setup_id"] == setup["setup_id"] and status["pending_change"] is None
     (tmp_path / "blob").write_bytes(b"\x00encrypted backup\xff" * 100)
     assert cli("backup", "put", aid, str(tmp_path / "blob"), "--version", "1")["version"] == 1
     meta = cli("backup", "get", aid, "--out", str(tmp_path / "back"))

@@ -47,7 +47,7 @@ def _waiting_claim(settings):
         s.add(acct)
         s.flush()
         split = split_recovery(phone)
-        rs = setup.put(s, ctx.recovery, acct, setup_body(split, "heir@example.org", [
+        rs, _ = setup.put(s, ctx.recovery, acct, setup_body(split, "heir@example.org", [
             {"kind": "device", "device_id": owner, "group_index": 0, "member_index": 0},
             {"kind": "device", "device_id": ben, "role": "beneficiary", "group_index": 0, "member_index": 1},
             {"kind": "operator", "group_index": 0, "member_index": 2}]), actor=owner, now=now)
