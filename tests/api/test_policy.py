@@ -40,9 +40,13 @@ def submit(device, spend, signed):
 
 def run_due_jobs(settings, now):
     """What the reconciler + run_job tasks do, with the clock passed in."""
+    import importlib
     import workers.handlers  # noqa: F401  (registers the handlers)
     from workers.celery_app import make_celery
-    make_celery(settings).set_current()  # handlers read settings from the current Celery app
+    celery = make_celery(settings)
+    celery.set_current()  # handlers read settings from the current Celery app
+    for module in celery.conf.include:   # every handler module a worker loads
+        importlib.import_module(module)
     with session_scope(settings.database_url) as s:
         ids = jobs.due(s, now)
     for job_id in ids:

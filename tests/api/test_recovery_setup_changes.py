@@ -116,13 +116,17 @@ def test_the_owner_cancels_a_pending_replacement(world, rsettings, rapp):
 
 
 def test_a_newer_replacement_supersedes_the_pending_one(world, rsettings):
+    from tests.api.test_policy import run_due_jobs
     old, aid = world["old"], world["aid"]
     first = _ask(world)["pending_change"]
     second = _ask(world, email=world["email"])["pending_change"]
     assert second["change_id"] != first["change_id"] and second["email_changed"] is False
     assert _change(rsettings, first["change_id"]) == ("superseded", "newer_request")
-    assert apply_setup_changes(rsettings, aid, _when(second)) == 1
+    before = old.status(aid)["setup_id"]
+    run_due_jobs(rsettings, _when(second))          # both jobs are due: the superseded one does nothing
     assert _change(rsettings, first["change_id"])[0] == "superseded"
+    assert _change(rsettings, second["change_id"]) == ("applied", None)
+    assert old.status(aid)["setup_id"] != before
 
 
 @pytest.mark.parametrize("by", ["owner", "staff"])

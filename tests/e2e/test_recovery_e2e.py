@@ -64,6 +64,19 @@ def _clock_passes_delay(stack, case_id):
                   .values(due_at=past))
 
 
+def _clock_passes_change(stack, change_id):
+    """A setup replacement's delay passed: its effective time and its job are due now."""
+    from recovery.model import RecoverySetupChange
+    from store.base import utcnow
+    from store.session import session_scope
+    from workers.jobs import ScheduledJob
+    past = utcnow() - dt.timedelta(seconds=1)
+    with session_scope(_settings(stack).database_url) as s:
+        s.execute(update(RecoverySetupChange).where(RecoverySetupChange.id == change_id).values(effective_at=past))
+        s.execute(update(ScheduledJob).where(ScheduledJob.subject == change_id, ScheduledJob.state == "pending")
+                  .values(due_at=past))
+
+
 def test_recovery_and_sweep_over_http(stack, stack_rpc):
     node, faucet = stack_rpc
     old, contact, new = _client(stack), _client(stack), _client(stack)
@@ -151,6 +164,15 @@ def test_cli_backup_and_recovery_status(stack, tmp_path):
     assert cli("recovery", "cancel-change", aid, change_id)["state"] == "cancelled"
     status = cli("recovery", "status", aid)["recovery"]
     assert status["setup_id"] == setup["setup_id"] and status["pending_change"] is None
+    # asked again and the delay passes: the real worker replaces the setup, the CLI adopts its new share
+    change_id = cli("recovery", "setup", aid, "--email", f"cli-{aid}@example.org", "--contact",
+                    contact.device_id)["pending_change"]["change_id"]
+    _clock_passes_change(stack, change_id)
+    _wait(lambda: cli("recovery", "status", aid)["recovery"]["setup_id"] != setup["setup_id"], "the replacement")
+    state = json.loads((tmp_path / "phone.json.recovery.json").read_text())
+    now_held = {h["holder_id"] for h in cli("recovery", "status", aid)["recovery"]["holders"]
+                if h["kind"] == "device" and h["device_id"] != contact.device_id}
+    assert now_held <= set(state["held"]) and aid not in state.get("pending", {})
     (tmp_path / "blob").write_bytes(b"\x00encrypted backup\xff" * 100)
     assert cli("backup", "put", aid, str(tmp_path / "blob"), "--version", "1")["version"] == 1
     meta = cli("backup", "get", aid, "--out", str(tmp_path / "back"))
