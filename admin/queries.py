@@ -54,7 +54,8 @@ def spend_brief(s: Spend) -> dict:
 
 def account_detail(session: Session, account: Account) -> dict:
     """What staff may see of an account: identity, policy rules and version, pending
-    changes, recent spends, recovery cases. Never descriptors, keys or shares."""
+    changes, recent spends, recovery cases, a pending recovery setup replacement. Never
+    descriptors, keys, shares or addresses."""
     policy = policy_service.summary(session, account)
     rules = policy["rules"]
     changes = session.scalars(select(PolicyChange).where(PolicyChange.account_id == account.id)
@@ -68,7 +69,20 @@ def account_detail(session: Session, account: Account) -> dict:
                                  "effective_at": iso(c.effective_at), "created_by": c.created_by,
                                  "created_at": iso(c.created_at)} for c in changes if c.state == "pending"],
             "spends": [spend_brief(s) for s in spends],
-            "recovery_cases": recovery_cases_of(session, account.id)}
+            "recovery_cases": recovery_cases_of(session, account.id),
+            "recovery_setup_change": recovery_setup_change_of(session, account.id)}
+
+
+def recovery_setup_change_of(session: Session, account_id: str) -> dict | None:
+    """A pending replacement of the account's recovery setup (counts and times only)."""
+    try:
+        from recovery.setup_changes import pending
+    except ImportError:          # recovery not installed
+        return None
+    c = pending(session, account_id)
+    return None if c is None else {"change_id": c.id, "effective_at": iso(c.effective_at),
+                                   "created_by": c.created_by, "created_at": iso(c.created_at),
+                                   "holders": c.summary["holders"], "email_changed": c.summary["email_changed"]}
 
 
 def recovery_cases_of(session: Session, account_id: str) -> list[dict]:

@@ -87,6 +87,15 @@ class CaseBriefSchema(Ordered):
     created_at = Str(required=True)
 
 
+class StaffSetupChangeSchema(Ordered):
+    change_id = Str(required=True)
+    effective_at = Str(required=True)
+    created_by = Str(required=True)
+    created_at = Str(required=True)
+    holders = Int(required=True)
+    email_changed = Bool(required=True)
+
+
 class AccountDetailSchema(AccountBriefSchema):
     frozen = Bool(required=True)
     staff_frozen = Bool(required=True)
@@ -94,6 +103,8 @@ class AccountDetailSchema(AccountBriefSchema):
     pending_changes = fields.List(fields.Nested(PendingChangeBriefSchema), required=True)
     spends = fields.List(fields.Nested(StaffSpendBriefSchema), required=True)
     recovery_cases = fields.List(fields.Nested(CaseBriefSchema), required=True)
+    recovery_setup_change = fields.Nested(StaffSetupChangeSchema, allow_none=True, metadata={
+        "description": "a pending replacement of the recovery setup (a staff freeze voids it); null when none"})
 
 
 class AuditEventSchema(Ordered):

@@ -15,7 +15,7 @@ from client.recovery import Recoverer, approve, setup_body, split_recovery
 from store.base import utcnow
 from store.session import session_scope
 from tests.api import verification_kit as vk
-from tests.api.recovery_kit import account, apply_setup_changes, device, outbox_codes
+from tests.api.recovery_kit import STAFF, account, apply_setup_changes, device, outbox_codes
 from tests.api.test_recovery_cases import _verified_case, err, rapp, rsettings, world  # noqa: F401 (fixtures)
 from tests.api.test_recovery_flow import _scan_database
 from tests.api.test_recovery_hardening import staff_call
@@ -130,20 +130,22 @@ def test_a_newer_replacement_supersedes_the_pending_one(world, rsettings):
 
 
 @pytest.mark.parametrize("by", ["owner", "staff"])
-def test_a_freeze_before_the_moment_voids_the_replacement(world, rsettings, by):
-    """The owner's panic freeze (the phone was stolen) and a staff freeze both win: the
-    change is void when it would apply, and the setup stays."""
-    from cosigner.model import Account
-    from cosigner.policy_service import freeze
+def test_a_freeze_before_the_moment_voids_the_replacement(world, rsettings, rapp, by):
+    """The owner's panic freeze (the phone was stolen) and a staff freeze (support sees the
+    pending replacement on the account, with counts only) both win: the change is void when
+    it would apply, and the setup stays."""
     old, aid = world["old"], world["aid"]
     before = old.status(aid)["setup_id"]
     change = _ask(world)["pending_change"]
     if by == "owner":
         old.call("POST", f"/v1/accounts/{aid}/freeze", {"frozen": True})
     else:
-        with session_scope(rsettings.database_url) as s:
-            freeze(s, s.get(Account, aid), by="staff", actor="staff:alice", frozen=True, now=utcnow(),
-                   loosen_delay=dt.timedelta(hours=72), notify=lambda *a: None)
+        status, detail = staff_call(rapp, "GET", f"/v1/admin/accounts/{aid}")
+        assert status == 200 and detail["recovery_setup_change"]["change_id"] == change["change_id"]
+        assert detail["recovery_setup_change"]["email_changed"] is True and THIEF not in str(detail)
+        frozen = rapp.test_client().post(f"/v1/admin/accounts/{aid}/freeze", json={"frozen": True, "reason": "call"},
+                                         headers={"Authorization": f"Bearer {STAFF['alice']}"})
+        assert frozen.status_code == 200, frozen.json
     assert apply_setup_changes(rsettings, aid, _when(change)) == 0
     assert _change(rsettings, change["change_id"]) == ("void", "account_frozen")
     assert old.status(aid)["setup_id"] == before
