@@ -175,11 +175,11 @@ def apply_change(session: Session, ctx: RecoveryContext, change_id: str, now: dt
 def cancel(session: Session, account: Account, change_id, *, actor: str, now: dt.datetime) -> RecoverySetupChange:
     """The owner cancels the pending replacement. Idempotent for a closed one. Raises
     SetupChangeNotFound."""
-    change = session.get(RecoverySetupChange, change_id) if isinstance(change_id, str) and len(change_id) <= 40 \
-        else None
+    session.get(Account, account.id, with_for_update=True)     # first: the apply job holds it while it decides
+    change = session.get(RecoverySetupChange, change_id, populate_existing=True) \
+        if isinstance(change_id, str) and len(change_id) <= 40 else None
     if change is None or change.account_id != account.id:
         raise SetupChangeNotFound("no such recovery setup change")
-    session.get(Account, account.id, with_for_update=True)
     if change.state == "pending":
         close(session, change, "cancelled", "cancelled_by_owner", actor, now)
     return change
