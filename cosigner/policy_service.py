@@ -119,8 +119,11 @@ def changes(session: Session, account_id: str) -> list[PolicyChange]:
 
 
 def cancel_change(session: Session, account: Account, change_id: str, *, actor: str, now: dt.datetime) -> PolicyChange:
-    """Cancel a pending change. Idempotent for an already cancelled one."""
-    change = session.get(PolicyChange, change_id)
+    """Cancel a pending change. Idempotent for an already cancelled one. Takes the
+    account's lock before it reads the change: an apply committing meanwhile is seen (the
+    change stays applied) instead of being overwritten as cancelled after the fact."""
+    lock_account(session, account.id)
+    change = session.get(PolicyChange, change_id, populate_existing=True)
     if change is None or change.account_id != account.id:
         raise PolicyChangeNotFound("no such policy change")
     if change.state == "pending":
@@ -159,7 +162,8 @@ def apply_change(session: Session, change_id: str, now: dt.datetime) -> bool:
     if change is None or change.state != "pending" or change.effective_at > now:
         return False
     lock_account(session, change.account_id)
-    if outstanding(session, "policy_change", change.id):
+    session.refresh(change)            # what a cancel or another apply committed while we waited
+    if change.state != "pending" or outstanding(session, "policy_change", change.id):
         return False
     old = engine.to_dict(current(session, change.account_id))
     rules = changes_engine.rebase(_base_of(session, change), change.rules, old)

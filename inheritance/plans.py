@@ -205,6 +205,9 @@ def apply_change(session: Session, ctx: InheritanceContext, change_id: str, now:
     if change is None or not may_apply(session, change, now):
         return False
     account = session.get(Account, change.account_id, with_for_update=True)
+    session.refresh(change)            # what a cancel committed while we waited for the lock
+    if not may_apply(session, change, now):
+        return False
     plan = get(session, change.account_id, lock=True)
     if account is None or plan is None:
         close(session, change, "void", "plan_gone", "system", now)
@@ -239,9 +242,11 @@ def apply_change(session: Session, ctx: InheritanceContext, change_id: str, now:
 
 def cancel_change(session: Session, account: Account, change_id, *, actor: str, now: dt.datetime
                   ) -> InheritancePlanChange:
-    """The owner cancels a pending change. Idempotent for a closed one. Raises ChangeNotFound."""
-    change = session.get(InheritancePlanChange, change_id) if isinstance(change_id, str) and len(change_id) <= 40 \
-        else None
+    """The owner cancels a pending change. Idempotent for a closed one. Raises ChangeNotFound.
+    The account's lock comes first: an apply committed meanwhile is not overwritten."""
+    session.get(Account, account.id, with_for_update=True)
+    change = session.get(InheritancePlanChange, change_id, populate_existing=True) \
+        if isinstance(change_id, str) and len(change_id) <= 40 else None
     if change is None or change.account_id != account.id:
         raise ChangeNotFound("no such inheritance plan change")
     if change.state == "pending":

@@ -235,7 +235,8 @@ def apply_change(session: Session, channel_id: str, now: dt.datetime) -> bool:
         return False
     from cosigner.policy_service import lock_account
     lock_account(session, row.account_id)
-    if services.outstanding(session, "channel", row.id):
+    session.refresh(row)               # what an abandon or another apply committed while we waited
+    if row.state not in ("waiting", "removing") or services.outstanding(session, "channel", row.id):
         return False
     if row.state == "removing":
         row.state, row.retired_at = "retired", now
