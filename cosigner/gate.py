@@ -47,6 +47,7 @@ from cosigner.finalize import finalize
 from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
 from cosigner.psbt import HARDENED, Intent, inspect, parse
 from cosigner.vault import SealedSecret, open_secret
+from devices.model import Device
 from verification import channels as vchannels
 from verification import privileged
 from verification import services as verification
@@ -80,17 +81,21 @@ def lock_spend(session: Session, spend_id: str) -> tuple[Spend, Account]:
 
 def valid_approvals(session: Session, spend: Spend, account: Account, rules: engine.Approvals | None) -> int:
     """Approvals that count now: given before the deadline by an approver the current
-    policy names (the owner's own device never counts)."""
+    policy names, by a device not revoked since (a compromised approver's earlier yes goes
+    with it); the owner's own device never counts."""
     if rules is None:
         return 0
-    rows = session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
-                                                       SpendApproval.decision == "approve"))
+    rows = list(session.scalars(select(SpendApproval).where(SpendApproval.spend_id == spend.id,
+                                                            SpendApproval.decision == "approve")))
     deadline = spend.approval_expires_at
+    named = {r.approver_id for r in rows if r.approver_kind == "device" and r.approver_id in rules.devices
+             and r.approver_id != account.owner_device_id}
+    active = set(session.scalars(select(Device.id).where(Device.id.in_(named), Device.revoked_at.is_(None)))) \
+        if named else set()
     return sum(1 for r in rows
                if (deadline is None or r.created_at <= deadline)
                and ((r.approver_kind == "staff" and rules.staff)
-                    or (r.approver_kind == "device" and r.approver_id in rules.devices
-                        and r.approver_id != account.owner_device_id)))
+                    or (r.approver_kind == "device" and r.approver_id in active)))
 
 
 def judge(session: Session, account: Account, spend: Spend, decision: engine.Decision,

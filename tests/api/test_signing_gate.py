@@ -204,6 +204,27 @@ def test_m1_delayed_spend_obeys_a_later_tightening(gate_app, owner, chain_node, 
     assert sent["state"] == "broadcast" and sent["txid"] in _mempool(chain_node)
 
 
+def test_an_approval_by_a_device_revoked_since_no_longer_counts(gate_app, owner, chain_node, chain_settings):
+    """The approver's phone was stolen and revoked after it approved: at release the gate
+    counts approvals of now, so the spend waits for a valid one again."""
+    device, phone, account = owner
+    aid = account["account_id"]
+    approver, other = _client(gate_app), _client(gate_app)
+    device.call("PUT", f"/v1/accounts/{aid}/policy",
+                {"delay_all": True, "approvals": {"above_sat": 0, "required": 1,
+                                                  "devices": [approver.device_id, other.device_id]}})
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    assert submit(device, spend, signed)[2]["state"] == "awaiting_approval"
+    approved = approver.call("POST", f"/v1/spends/{spend['spend_id']}/approvals", {"decision": "approve"})
+    assert approved["state"] == "delayed"
+    approver.call("DELETE", "/v1/devices/me")
+    before = _mempool(chain_node)
+    run_due_jobs(chain_settings, dt.datetime.fromisoformat(approved["release_at"]) + dt.timedelta(seconds=1))
+    assert _mempool(chain_node) == before and _state(device, spend)["state"] == "awaiting_approval"
+    done = other.call("POST", f"/v1/spends/{spend['spend_id']}/approvals", {"decision": "approve"})
+    assert done["state"] == "delayed"                 # a valid approval; the delay still counts from the submit
+
+
 def test_m1_release_job_re_holds_when_the_review_did_not_run(owner, chain_node, chain_settings):
     """The release itself re-decides: a longer delay written without the review holds the
     spend again with the new time instead of broadcasting it at the old one."""
