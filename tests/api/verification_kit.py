@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 
-from store.base import utcnow
 from store.session import session_scope
 
 EMAIL = "owner@example.com"
@@ -33,21 +32,20 @@ def with_totp(device, account) -> pyotp.TOTP:
     aid = account["account_id"]
     enrolled = device.call("POST", f"/v1/accounts/{aid}/verification/totp")
     totp = pyotp.parse_uri(enrolled["otpauth_uri"])
-    first = totp.generate_otp(totp.timecode(utcnow()) - 1)    # the oldest step allowed: leaves two for the test
+    from tests.totp_steps import fresh
+    first = fresh(totp, 0)           # the oldest step still good for 15 s: leaves the others for the test
     device.call("POST", f"/v1/accounts/{aid}/verification/totp/confirm", {"code": first})
     return totp
 
 
 def totp_code(settings, account_id: str, totp: pyotp.TOTP) -> str:
-    """A code for a step later than the channel's last used one (within ±1 step)."""
+    """A code for a step later than the channel's last used one (tests/totp_steps.py)."""
     from verification.model import VerificationChannel
     with session_scope(settings.database_url) as s:
         last = max(c.last_totp_step for c in s.query(VerificationChannel).filter_by(account_id=account_id,
                                                                                      kind="totp", state="active"))
-    current = totp.timecode(utcnow())
-    step = max(current - 1, last + 1)
-    assert step <= current + 1, "no unused TOTP step left in the window"
-    return totp.generate_otp(step)
+    from tests.totp_steps import fresh
+    return fresh(totp, last)
 
 
 def links(settings, address: str = EMAIL) -> dict:

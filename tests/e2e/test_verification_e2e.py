@@ -6,7 +6,6 @@ expires is cancelled by the worker's `verification.expiry` job and its coins fre
 clock is moved in the database (the job's due time), not by waiting 15 minutes."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ import pyotp
 from sqlalchemy import create_engine, text
 
 from tests.e2e.test_accounts_e2e import cli, wait_until
+from tests.totp_steps import pick_step
 
 
 def test_totp_verification_and_expiry_through_the_worker(stack, stack_rpc, tmp_path):
@@ -28,13 +28,13 @@ def test_totp_verification_and_expiry_through_the_worker(stack, stack_rpc, tmp_p
 
     enrolled = cli(stack, state, "verify", "totp", "enroll", aid)
     totp = pyotp.parse_uri(enrolled["otpauth_uri"])
-    step = totp.timecode(dt.datetime.now(dt.timezone.utc))
-    assert cli(stack, state, "verify", "totp", "confirm", aid, totp.generate_otp(step - 1))["state"] == "active"
+    step = pick_step(totp, 0)
+    assert cli(stack, state, "verify", "totp", "confirm", aid, totp.generate_otp(step))["state"] == "active"
     cli(stack, state, "policy", "set", aid, json.dumps({"verify": {"above_sat": 100000, "channel": "totp"}}))
 
     held = cli(stack, state, "account", "send", aid, faucet.call("getnewaddress"), "500000", "--fee-rate", "2")
     assert held["state"] == "awaiting_verification" and held["txid"] is None
-    sent = cli(stack, state, "spend", "verify", held["spend_id"], totp.generate_otp(step))
+    sent = cli(stack, state, "spend", "verify", held["spend_id"], totp.generate_otp(pick_step(totp, step)))
     assert sent["state"] == "broadcast" and node.call("getrawmempool").count(sent["txid"]) == 1
     node.call("generatetoaddress", 1, faucet.call("getnewaddress"))
     wait_until(lambda: cli(stack, state, "account", "balance", aid)["confirmed"], what="change confirmed")

@@ -8,7 +8,6 @@ confirmation); no other server module deletes recovery setups.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from tests.unit.test_signing_gate_static import ROOT, _server_modules
 
