@@ -50,6 +50,8 @@ def _parse(argv):
     ap.add_argument("--against", metavar="REV")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="in-process CPU profile of submit")
+    ap.add_argument("--statements", action="store_true",
+                    help="in process: SQL statements per submit (median), and the statements of one submit")
     return ap.parse_args(argv)
 
 
@@ -242,6 +244,51 @@ class InProcess:
         self.devnet.wait(timeout=20)
 
 
+class StatementCounter:
+    """Counts the SQL statements every engine of this process sends (a SQLAlchemy
+    `before_cursor_execute` listener; an executemany counts once). `start()` zeroes it;
+    `statements` lists the first line of each since then."""
+
+    def __init__(self):
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        self.statements: list[str] = []
+        event.listen(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn, _cursor, statement, _params, _context, _executemany):
+        self.statements.append(" ".join(statement.split())[:120])
+
+    def start(self) -> None:
+        self.statements = []
+
+
+def run_statements(args) -> int:
+    """In process: SQL statements per submit of a 1-input spend (the median over the
+    submits after the first two), then the statements of the last one."""
+    root = Path(args.root).resolve()
+    bench = InProcess(root, args.spends)
+    counter = StatementCounter()
+    try:
+        counts, last = [], []
+        for i in range(args.spends):
+            counter.start()
+            bench.submit(i)
+            if i >= 2:
+                counts.append(len(counter.statements))
+            last = counter.statements
+        median = statistics.median(counts)
+        if args.json:
+            print(json.dumps({"statements_per_submit": median}))
+            return 0
+        print(f"submit in process ({root.name}, 1 input): {median:g} SQL statements per submit "
+              f"(min {min(counts)}, max {max(counts)}); the last one's:")
+        for line in last:
+            print(f"    {line}")
+    finally:
+        bench.close()
+    return 0
+
+
 def run_profile(args) -> int:
     """In process: N phone-signed spends submitted through the WSGI app; the first half
     timed, the second half under a CPU-time profile (devnet's time is not in it)."""
@@ -319,6 +366,8 @@ def main(argv=None) -> int:
         return run_compare(args)
     if args.profile:
         return run_profile(args)
+    if args.statements:
+        return run_statements(args)
     result = run(args)
     if args.json:
         print(json.dumps(result))
