@@ -17,10 +17,18 @@
   `inheritance_sweep` rule (a freeze denies it; the owner's limits do not apply).
 
 Registration happens at import time of the registering module (`register_*`).
+
+A registering module's own lookup (e.g. "is this account in sweep mode?") may answer
+through `memoized()`: inside a `memo(session)` block — the signing gate's one decision,
+under the account's lock, where nothing changes those modes — each lookup runs one query
+for all the hooks that ask it; outside a block it simply runs.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
+
+_MEMO = "cosigner.hooks.memo"
 
 _signer_roles: list[Callable] = []
 _submit_guards: list[Callable] = []
@@ -52,6 +60,30 @@ def register_build_guard(fn: Callable) -> Callable:
 def register_policy_rule(fn: Callable) -> Callable:
     _policy_rules.append(fn)
     return fn
+
+
+@contextlib.contextmanager
+def memo(session):
+    """Answer `memoized()` lookups once each until the block ends (not re-entrant: an
+    inner block shares the outer one's answers and leaves them to it)."""
+    if _MEMO in session.info:
+        yield
+        return
+    session.info[_MEMO] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_MEMO, None)
+
+
+def memoized(session, key, lookup: Callable):
+    """`lookup()`, or inside a `memo(session)` block its first answer for `key`."""
+    answers = session.info.get(_MEMO)
+    if answers is None:
+        return lookup()
+    if key not in answers:
+        answers[key] = lookup()
+    return answers[key]
 
 
 def policy_rule(session, account, intent, now):

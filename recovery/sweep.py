@@ -28,7 +28,10 @@ from recovery.model import RecoveryAccountState
 
 
 def sweeping(session: Session, account_id: str) -> RecoveryAccountState | None:
-    state = session.get(RecoveryAccountState, account_id)
+    """The account's recovery state when it is in sweep mode (one query per gate decision:
+    cosigner.hooks.memoized)."""
+    state = hooks.memoized(session, ("recovery.sweeping", account_id),
+                           lambda: session.get(RecoveryAccountState, account_id))
     return state if state is not None and state.mode == "sweep" else None
 
 
