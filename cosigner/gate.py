@@ -39,13 +39,14 @@ from audit import services as audit
 from chain import rpc
 from chain.errors import ChainRejected
 from chain.observe import observe_transaction
-from cosigner import accounts, chainevents, coincheck, hooks, policy_service, reservations
+from cosigner import chainevents, gate_prepare, hooks, policy_service, reservations
 from cosigner import policy as engine
 from cosigner.context import CosignerContext
 from cosigner.errors import PsbtRejected, SpendNotFound
 from cosigner.finalize import finalize
 from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
-from cosigner.psbt import HARDENED, Intent, inspect, parse
+from cosigner.gate_prepare import Prepared
+from cosigner.psbt import HARDENED, Intent
 from cosigner.vault import SealedSecret, open_secret
 from devices.model import Device
 from verification import channels as vchannels
@@ -65,18 +66,30 @@ class Verdict:
     until: dt.datetime | None = None
 
 
-def lock_spend(session: Session, spend_id: str) -> tuple[Spend, Account]:
+def lock_spend(session: Session, spend_id: str, *, account_id: str | None = None) -> tuple[Spend, Account]:
     """Lock the account row, then the spend row (always in this order, like policy
-    changes, so concurrent paths cannot deadlock). Raises SpendNotFound."""
+    changes, so concurrent paths cannot deadlock); both are read afresh under the locks.
+    `account_id`: the spend's, when the caller read it already (it never changes).
+    Raises SpendNotFound."""
     if not isinstance(spend_id, str) or len(spend_id) > 40:
         raise SpendNotFound("no such spend")
-    account_id = session.scalar(select(Spend.account_id).where(Spend.id == spend_id))
+    if account_id is None:
+        account_id = session.scalar(select(Spend.account_id).where(Spend.id == spend_id))
     if account_id is None:
         raise SpendNotFound("no such spend")
-    policy_service.lock_account(session, account_id)
+    account = policy_service.lock_account(session, account_id)
     spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update()
                            .execution_options(populate_existing=True))
-    return spend, session.get(Account, account_id)
+    if spend is None or account is None:
+        raise SpendNotFound("no such spend")
+    return spend, account
+
+
+def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account, psbt_b64: str) -> Prepared:
+    """The inspection of a submitted PSBT done before the locks (cosigner.gate_prepare:
+    what it may use and what is re-checked under the lock). Writes nothing, signs
+    nothing; raises PsbtRejected."""
+    return gate_prepare.prepare(session, ctx, spend, account, psbt_b64)
 
 
 def valid_approvals(session: Session, spend: Spend, account: Account, rules: engine.Approvals | None) -> int:
@@ -123,7 +136,8 @@ def judge(session: Session, account: Account, spend: Spend, decision: engine.Dec
 
 
 def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, account: Account, *,
-                       psbt_b64: str, actor: str, now: dt.datetime, check_inputs: bool = False) -> Spend:
+                       psbt_b64: str, actor: str, now: dt.datetime, check_inputs: bool = False,
+                       prepared: Prepared | None = None) -> Spend:
     """The only way to a cosigner signature. The caller holds the locks (`lock_spend`).
 
     Re-inspects `psbt_b64` (the phone-signed PSBT) against the account's descriptors,
@@ -132,17 +146,21 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     `awaiting_approval`, `delayed` (a new `release_at`) or `expired`. A broadcast that
     bitcoind refuses leaves the spend `failed` with bitcoind's reason in `error`; the
     caller reports it. Raises PsbtRejected when inspection refuses (nothing changes).
-    Returns the spend."""
-    psbt = parse(psbt_b64)
-    view = accounts.view(account, session)
+    `prepared`: the inspection `prepare()` did before the locks, used only when it
+    `fits` the spend, account, PSBT, signer role and replaced txid read now, and only by
+    a caller that re-reserved the spend's inputs strictly under the lock (submit);
+    otherwise the PSBT is inspected here. Returns the spend."""
     replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
-    coincheck.check_inputs(session, account.id, psbt, replacing=replaced.txid if replaced else None,
-                           check_spent=False)  # amounts and scripts are the index's; spentness below
-    intent = inspect(psbt, view, caps=ctx.caps, expected_txid=spend.unsigned_txid,
-                     signer=hooks.signer_role(session, account))
-    hooks.check_submit(session, account, intent, now)
-    decision = hooks.policy_rule(session, account, intent, now) or policy_service.decide(
-        session, account, intent, spend_id=spend.id, now=now, lock=False, sweep=hooks.is_sweep(session, account, intent))
+    with hooks.memo(session):        # the sweep-mode lookups: one query each for this decision
+        role = hooks.signer_role(session, account)
+        if prepared is not None and prepared.fits(spend, account, psbt_b64, role, replaced.txid if replaced else None):
+            psbt, view, intent, key = prepared.psbt, prepared.view, prepared.intent, prepared.key
+        else:                        # amounts and scripts are the index's; spentness below
+            psbt, view, intent, key = gate_prepare.inspected(session, ctx, spend, account, psbt_b64, role, replaced)
+        hooks.check_submit(session, account, intent, now)
+        decision = hooks.policy_rule(session, account, intent, now) or policy_service.decide(
+            session, account, intent, spend_id=spend.id, now=now, lock=False,
+            sweep=hooks.is_sweep(session, account, intent))
     verdict = judge(session, account, spend, decision, now)
     if verdict.action != "sign":
         record_decision(session, spend, decision, actor=actor, now=now)
@@ -154,7 +172,7 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
             if ctx.node.call("gettxout", i["txid"], i["vout"], replaced is None) is None:
                 record_decision(session, spend, decision, actor=actor, now=now)
                 return _fail(session, ctx, account, spend, "inputs_spent", now)
-    raw = _cosign(session, ctx, account, view, psbt, intent)
+    raw = _cosign(ctx, key, view, psbt, intent)
     try:
         txid = rpc.broadcast(ctx.node, raw.hex())
     except ChainRejected as err:
@@ -358,10 +376,9 @@ def _fail(session: Session, ctx, account: Account, spend: Spend, reason: str, no
     return spend
 
 
-def _cosign(session: Session, ctx: CosignerContext, account: Account, view, psbt, intent: Intent) -> bytes:
-    """Sign every input with the cosigner key (SIGHASH_ALL) and finalize. The key is
-    decrypted here and nowhere else; it never leaves this function."""
-    key = session.get(CosignerKey, account.server_key_id)
+def _cosign(ctx: CosignerContext, key: CosignerKey, view, psbt, intent: Intent) -> bytes:
+    """Sign every input with the account's cosigner key (`key`, its sealed row; SIGHASH_ALL)
+    and finalize. The key is decrypted here and nowhere else; it never leaves this function."""
     root = HDKey.from_string(open_secret(ctx.keyring, SealedSecret(key.kek_id, key.wrapped_dek, key.ciphertext),
                                          key.id).decode())
     account_key = None

@@ -29,9 +29,13 @@ class PolicyChangeNotFound(CosignerError):
     code = "policy_change_not_found"
 
 
-def lock_account(session: Session, account_id: str) -> None:
-    """Serialize policy decisions and changes on one account until the transaction ends."""
-    session.execute(update(Account).where(Account.id == account_id).values(id=Account.id))
+def lock_account(session: Session, account_id: str) -> Account | None:
+    """Serialize policy decisions and changes on one account until the transaction ends.
+    Returns the account row as it is now, under the lock (one UPDATE … RETURNING; an
+    instance the session loaded earlier is refreshed), or None when there is none."""
+    return session.execute(update(Account).where(Account.id == account_id).values(id=Account.id)
+                           .returning(Account).execution_options(populate_existing=True,
+                                                                 synchronize_session=False)).scalar_one_or_none()
 
 
 def current(session: Session, account_id: str) -> engine.Policy:

@@ -145,10 +145,19 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     broadcasts (`broadcast`), holds it (`delayed` / `awaiting_approval`), records the
     refusal (`denied`: the caller reports 422 after committing) or records bitcoind's
     refusal (`failed`). Idempotent for the same signed PSBT; raises PsbtRejected /
-    SpendStateError / SpendNotFound with nothing changed."""
+    SpendStateError / SpendNotFound with nothing changed.
+
+    The PSBT is parsed and inspected before the account is locked (`gate.prepare`, on
+    the rows as read without a lock); under the lock the spend and account are read
+    again, the inputs re-reserved strictly, and the gate decides with the state of now
+    (re-inspecting unless the preparation still fits)."""
     digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
-    spend, account = gate.lock_spend(session, spend_id)
-    if account is None or account.owner_device_id != device_id:
+    seen, owner = get_owned(session, spend_id, device_id)               # no lock yet
+    prepared = None
+    if seen.state in OPEN_STATES:
+        prepared = gate.prepare(session, ctx, seen, owner, psbt_b64)
+    spend, account = gate.lock_spend(session, spend_id, account_id=seen.account_id)
+    if account.owner_device_id != device_id:
         raise SpendNotFound("no such spend")
     if spend.submitted_digest == digest and spend.state not in OPEN_STATES:
         return spend
@@ -156,7 +165,8 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
         raise SpendStateError(f"spend is {spend.state}", code="spend_not_open")
     reservations.keep(session, spend, now, ctx.reservation_ttl, strict=True)  # a lapsed reservation is taken back
     spend.submitted_digest, spend.updated_at = digest, now
-    return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=psbt_b64, actor=device_id, now=now)
+    return gate.authorize_and_sign(session, ctx, spend, account, psbt_b64=psbt_b64, actor=device_id, now=now,
+                                   prepared=prepared)
 
 
 def release(session: Session, ctx: CosignerContext, spend_id: str, now: dt.datetime) -> Spend | None:
