@@ -256,32 +256,67 @@ class StatementCounter:
         event.listen(Engine, "before_cursor_execute", self._seen)
 
     def _seen(self, _conn, _cursor, statement, _params, _context, _executemany):
-        self.statements.append(" ".join(statement.split())[:120])
+        self.statements.append(("*" if self.held_since is not None else " ") + " ".join(statement.split())[:120])
 
     def start(self) -> None:
-        self.statements = []
+        self.statements, self.held_cpu, self.held_wall = [], 0.0, 0.0
+
+    held_since = None
+
+    def watch_writer_lock(self) -> None:
+        """Also measure the SQLite writers' lock (store.session): CPU and wall time it is
+        held, and which statements run under it (marked *): what serializes concurrent
+        writers on SQLite."""
+        from store import session as store_session
+        conn_cls, counter = store_session.WriterQueueConnection, self
+        take, give = conn_cls._before_statement, conn_cls._release_writer
+
+        def before(conn, sql):
+            took = take(conn, sql)
+            if took:
+                counter.held_since = (time.process_time(), time.perf_counter())
+            return took
+
+        def release(conn):
+            if conn._lock_fd is not None and counter.held_since is not None:
+                cpu, wall = counter.held_since
+                counter.held_cpu += time.process_time() - cpu
+                counter.held_wall += time.perf_counter() - wall
+                counter.held_since = None
+            give(conn)
+
+        conn_cls._before_statement, conn_cls._release_writer = before, release
 
 
 def run_statements(args) -> int:
-    """In process: SQL statements per submit of a 1-input spend (the median over the
-    submits after the first two), then the statements of the last one."""
+    """In process (SQLite): SQL statements per submit of a 1-input spend, how many run
+    under the writers' lock and how long it is held (medians over the submits after
+    the first two), then the statements of the last one."""
     root = Path(args.root).resolve()
     bench = InProcess(root, args.spends)
     counter = StatementCounter()
+    counter.watch_writer_lock()
     try:
-        counts, last = [], []
+        counts, locked, cpu, wall, last = [], [], [], [], []
         for i in range(args.spends):
             counter.start()
             bench.submit(i)
             if i >= 2:
                 counts.append(len(counter.statements))
+                locked.append(sum(1 for s in counter.statements if s.startswith("*")))
+                cpu.append(1000 * counter.held_cpu)
+                wall.append(1000 * counter.held_wall)
             last = counter.statements
-        median = statistics.median(counts)
+        out = {"statements_per_submit": statistics.median(counts),
+               "statements_under_writer_lock": statistics.median(locked),
+               "writer_lock_cpu_ms": statistics.median(cpu), "writer_lock_wall_ms": statistics.median(wall)}
         if args.json:
-            print(json.dumps({"statements_per_submit": median}))
+            print(json.dumps(out))
             return 0
-        print(f"submit in process ({root.name}, 1 input): {median:g} SQL statements per submit "
-              f"(min {min(counts)}, max {max(counts)}); the last one's:")
+        print(f"submit in process ({root.name}, 1 input, SQLite): {out['statements_per_submit']:g} SQL statements "
+              f"per submit (min {min(counts)}, max {max(counts)}), {out['statements_under_writer_lock']:g} of them "
+              f"under the writers' lock, held {out['writer_lock_cpu_ms']:.2f} ms CPU / "
+              f"{out['writer_lock_wall_ms']:.2f} ms wall per submit (medians); the last submit's (* = under the lock):")
         for line in last:
             print(f"    {line}")
     finally:
