@@ -181,7 +181,11 @@ def broadcast(node: BitcoinRPC, raw_hex: str) -> str:
     and reason (-26 policy/script, e.g. "insufficient fee" or
     "mandatory-script-verify-flag-failed (…)"; -25 "bad-txns-inputs-missingorspent" or a
     fee above maxfeerate). Idempotent: a transaction already in the mempool returns its
-    txid (Core re-announces it), one already in the chain (-27) too."""
+    txid (Core re-announces the mempool's copy, whatever witness this one carries, and
+    skips the fee check), one already in the chain (-27) too. Core knows a confirmed
+    transaction only by an unspent output of it: once every output is spent, re-sending
+    it is -25 bad-txns-inputs-missingorspent, like a double spend (node/transaction.cpp
+    BroadcastTransaction; tests/devnet/test_broadcast_adapter.py)."""
     from chain.errors import RPC_VERIFY_ALREADY_IN_CHAIN, ChainRejected
     try:
         return node.call("sendrawtransaction", raw_hex)
