@@ -46,7 +46,7 @@ from cosigner.errors import PsbtRejected, SpendNotFound
 from cosigner.finalize import finalize
 from cosigner.model import HELD_STATES, Account, CosignerKey, Spend, SpendApproval
 from cosigner.gate_prepare import Prepared
-from cosigner.psbt import HARDENED, Intent
+from cosigner.psbt import HARDENED, Intent, derive_private
 from cosigner.vault import SealedSecret, open_secret
 from devices.model import Device
 from verification import channels as vchannels
@@ -386,7 +386,7 @@ def _cosign(ctx: CosignerContext, key: CosignerKey, view, psbt, intent: Intent) 
         # the account-level key (4 hardened steps) derived once; each input then costs
         # the 2 steps below it (embit matches the PSBT's derivations against the origin)
         path = [int(step.rstrip("h'")) + HARDENED for step in key.path.split("/")]
-        account_key = DescriptorKey(root.derive(path), origin=KeyOrigin(root.my_fingerprint, path))
+        account_key = DescriptorKey(derive_private(root, path), origin=KeyOrigin(root.my_fingerprint, path))
         signed = psbt.sign_with(account_key, SIGHASH.ALL)
     finally:
         del root, account_key

@@ -18,7 +18,8 @@ from copy import copy
 from dataclasses import dataclass, field
 
 from embit.bip32 import HDKey
-from embit.ec import PublicKey, Signature
+from embit import hashes
+from embit.ec import PrivateKey, PublicKey, Signature
 from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import SIGHASH
@@ -200,6 +201,27 @@ def child_pub(xpub: str, branch: int, index: int) -> PublicKey:
         raise ValueError("a public derivation index is 0..2^31-1")
     tweak = hmac.new(parent.chain_code, parent.key.sec() + index.to_bytes(4, "big"), "sha512").digest()[:32]
     return PublicKey(secp256k1.ec_pubkey_add(copy(parent.key._point), tweak))
+
+
+def derive_private(root: HDKey, path: list[int]) -> HDKey:
+    """root/path for a private HDKey (BIP32 CKDpriv, hardened or not): the same key,
+    chain code, depth, parent fingerprint and child number embit's `root.derive(path)`
+    gives, with one HDKey built at the end instead of one per step (embit checks each
+    new HDKey's version by base58-encoding it, ~0.7 ms). Raises ValueError for an empty
+    path or a public root, HDError/ValueError when a step's tweak is invalid (as embit)."""
+    if not path or not root.is_private:
+        raise ValueError("a private root and a non-empty path")
+    secret, chain_code, parent = root.key.serialize(), root.chain_code, root.key.serialize()
+    for index in path:
+        if not 0 <= index <= 0xFFFFFFFF:
+            raise ValueError("a derivation index is 0..2^32-1")
+        parent = secret
+        data = (b"\x00" + secret if index >= HARDENED else PrivateKey(secret).sec()) + index.to_bytes(4, "big")
+        raw = hmac.new(chain_code, data, "sha512").digest()
+        secret, chain_code = secp256k1.ec_privkey_add(raw[:32], secret), raw[32:]
+    fingerprint = hashes.hash160(PrivateKey(parent).sec())[:4]
+    return HDKey(PrivateKey(secret), chain_code, version=root.version, depth=root.depth + len(path),
+                 fingerprint=fingerprint, child_number=path[-1])
 
 
 def _signer_pub(view: AccountView, signer: str, branch: int, index: int) -> PublicKey:

@@ -275,3 +275,23 @@ def test_fast_scripts_are_not_used_for_a_descriptor_of_other_keys():
     mixed = replace(a.view, receive=b.view.receive, change=b.view.change)
     assert not _fast_applies(mixed, mixed.receive, 0) and not _fast_applies(mixed, mixed.change, 1)
     assert _fast_applies(a.view, a.view.change, 1) and not _fast_applies(a.view, a.view.change, 0)
+
+
+def test_derive_private_is_embits_derive():
+    """The signer's account key: same key, chain code, depth, parent fingerprint, child
+    number and serialization as embit's HDKey.derive, hardened and not."""
+    import os
+    from embit.bip32 import HDKey
+    from cosigner.psbt import HARDENED, derive_private
+    for _ in range(20):
+        root = HDKey.from_seed(os.urandom(32), version=bytes.fromhex("04358394"))
+        for path in ([48 + HARDENED, 1 + HARDENED, 0 + HARDENED, 2 + HARDENED], [HARDENED + 7], [0, 5],
+                     [44 + HARDENED, 3, HARDENED + 2**31 - 1]):
+            ours, embits = derive_private(root, path), root.derive(path)
+            assert ours.to_string() == embits.to_string()
+            assert (ours.depth, ours.fingerprint, ours.child_number) == (embits.depth, embits.fingerprint,
+                                                                          embits.child_number)
+    with pytest.raises(ValueError):
+        derive_private(root, [])
+    with pytest.raises(ValueError):
+        derive_private(root.to_public(), [1])
