@@ -85,10 +85,11 @@ def lock_spend(session: Session, spend_id: str, *, account_id: str | None = None
     return spend, account
 
 
-def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account, psbt_b64: str) -> Prepared:
+def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account,
+            psbt_b64: str) -> Prepared | None:
     """The inspection of a submitted PSBT done before the locks (cosigner.gate_prepare:
-    what it may use and what is re-checked under the lock). Writes nothing, signs
-    nothing; raises PsbtRejected."""
+    what it may use and what is re-checked under the lock); None when it refuses (the
+    refusal is decided under the lock). Writes nothing, signs nothing."""
     return gate_prepare.prepare(session, ctx, spend, account, psbt_b64)
 
 

@@ -15,8 +15,9 @@ the gate inspects again under the lock, as if nothing had been prepared):
   exist and are still this spend's is proved under the lock by submit's strict
   re-reservation (`reservations.keep(strict=True)`, all or nothing); whether they are
   still unspent, by the node when it accepts the transaction;
-- whose signature must be on it (`hooks.signer_role`: the recovery or inheritance sweep
-  mode), re-read under the lock and compared.
+- whose signature must be on it: prepared for the phone's (`platform`, every spend but a
+  recovery or inheritance sweep); the gate reads the role under the lock
+  (`hooks.signer_role`) and compares.
 
 Everything else — the spend's state, the policy and its freezes, approvals,
 verification, delays, the velocity ledger and the sweep guards — is read and decided
@@ -30,8 +31,9 @@ from dataclasses import dataclass
 from embit.psbt import PSBT
 from sqlalchemy.orm import Session
 
-from cosigner import accounts, coincheck, hooks
+from cosigner import accounts, coincheck
 from cosigner.context import CosignerContext
+from cosigner.errors import PsbtRejected
 from cosigner.model import Account, CosignerKey, Spend
 from cosigner.psbt import Intent, inspect, parse
 
@@ -78,12 +80,20 @@ def inspected(session: Session, ctx: CosignerContext, spend: Spend, account: Acc
     return psbt, view, intent, key
 
 
-def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account, psbt_b64: str) -> Prepared:
+PREPARED_ROLE = "platform"
+
+
+def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account,
+            psbt_b64: str) -> Prepared | None:
     """Inspect `psbt_b64` for `spend` of `account` without any lock (rows as read so
-    far). Raises PsbtRejected as the gate would with those rows (nothing changes); the
-    gate takes the result only when `Prepared.fits` what it reads under the lock."""
+    far), for the phone's signature. Returns None when inspection refuses: every refusal
+    is decided under the lock, where the gate inspects again with the signer role of
+    then. The gate takes a result only when `Prepared.fits` what it reads under the lock.
+    Writes nothing."""
     replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
-    role = hooks.signer_role(session, account)
-    psbt, view, intent, key = inspected(session, ctx, spend, account, psbt_b64, role, replaced)
-    return Prepared(spend.id, psbt_b64, spend.unsigned_txid, replaced.txid if replaced else None, role,
+    try:
+        psbt, view, intent, key = inspected(session, ctx, spend, account, psbt_b64, PREPARED_ROLE, replaced)
+    except PsbtRejected:
+        return None
+    return Prepared(spend.id, psbt_b64, spend.unsigned_txid, replaced.txid if replaced else None, PREPARED_ROLE,
                     identity(account), psbt, view, intent, key)
