@@ -10,18 +10,24 @@ Idempotent: an event that finds the spend already in its state changes nothing.
 `classify` tells the follower whether an unconfirmed spend of ours that lost its inputs
 was replaced by our own bump (another spend of the account) or conflicted by a
 transaction Custos did not sign.
+
+`index_own_broadcast` is the signing gate's: it records our own transaction at once.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from chain.events import TxEvent
 from chain.model import DEEP_CONFIRMATIONS, AccountTx
+from chain.observe import observe_transaction
 from cosigner.model import Account, Spend
 
+log = logging.getLogger("custos.cosigner.chainevents")
 _SPEND_STATE = {"mempool": "broadcast", "confirmed": "confirmed", "deep": "deep", "conflicted": "conflicted",
                 "replaced": "replaced"}
 _TRACKED = ("broadcast", "confirmed", "deep", "conflicted", "replaced")
@@ -93,3 +99,20 @@ class Listener:
                 self.notify(session, device, "spend_conflicted", now)
             elif new == "broadcast" and old in ("confirmed", "deep"):
                 self.notify(session, device, "spend_reorged", now)
+
+
+def index_own_broadcast(session: Session, notify, raw: bytes, txid: str, now: dt.datetime) -> None:
+    """The index records our own transaction at once (inputs spent, change ours; its coins
+    stay reserved a while in case the node drops it before the follower sees it) — inside a
+    savepoint. The transaction is already out: a failure here must not undo the spend's
+    broadcast state, its decision and its place in the velocity ledger. It happens on
+    PostgreSQL when the block follower's mempool pass indexes the same transaction at the
+    same moment (a deadlock on the coin rows, or the coin already inserted); the follower
+    then indexes it, so only the savepoint is rolled back and the spend commits as sent."""
+    try:
+        with session.begin_nested():
+            observe_transaction(session, raw.hex(), now,
+                                listeners=(Listener(notify, refresh_confirmations=False),),
+                                classifiers=(classify,))
+    except DBAPIError as err:
+        log.warning("indexing our broadcast %s is left to the block follower (%s)", txid, type(err.orig).__name__)

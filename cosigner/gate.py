@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from chain import rpc
 from chain.errors import ChainRejected
-from chain.observe import observe_transaction
 from cosigner import chainevents, gate_prepare, hooks, policy_service, reservations
 from cosigner import policy as engine
 from cosigner.context import CosignerContext
@@ -182,11 +181,7 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
     spend.decided_at = now           # counts against velocity windows from the moment it was signed
     spend.signed_psbt = None
-    # the index records our own transaction at once (inputs spent, change ours), and its
-    # coins stay reserved a while in case the node drops it before the follower sees it
-    observe_transaction(session, raw.hex(), now,
-                        listeners=(chainevents.Listener(ctx.notify, refresh_confirmations=False),),
-                        classifiers=(chainevents.classify,))
+    chainevents.index_own_broadcast(session, ctx.notify, raw, txid, now)
     reservations.keep(session, spend, now, ctx.reservation_ttl, strict=False)
     if spend.replaces_id:
         old = session.get(Spend, spend.replaces_id)
