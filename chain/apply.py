@@ -108,6 +108,10 @@ class Applier:
                 used[(acct, branch)] = max(used.get((acct, branch), -1), index)
                 used_scripts.append(out.script)
             touched.append((tx, pos, per))
+        # the spent inputs first, then the new coins: the signing gate indexes its own
+        # broadcast in that order (it holds the inputs reserved), so the two never wait on
+        # each other in a cycle; and a coin the gate committed meanwhile is left as it is
+        s.flush()
         self._flush_new_coins()
         self._write_txs(touched, block)
         self.stats.scripts_derived += script_index.mark_used(s, used, used_scripts)
@@ -117,12 +121,13 @@ class Applier:
 
     def _flush_new_coins(self, reload: bool = False) -> None:
         """Insert the coins created so far in one multi-row statement (their final
-        state: a coin created and spent in the same block is inserted spent).
+        state: a coin created and spent in the same block is inserted spent); one that
+        exists already (the gate indexed our own broadcast meanwhile) is left as it is.
         `reload`: replace the in-memory records by session objects (later changes in
         the same batch are then flushed by the session)."""
         if not self._new_coins:
             return
-        sql.insert_rows(self.session, Coin, [{k: getattr(c, k) for k in self._COIN_COLUMNS}
+        sql.insert_ignore(self.session, Coin, [{k: getattr(c, k) for k in self._COIN_COLUMNS}
                                              for c in self._new_coins.values()])
         if reload:
             for key in self._new_coins:
@@ -176,7 +181,7 @@ class Applier:
                 self._place(row, block, pos)
                 self.events.append(TxEvent("tx_state", acct, tx.txid, old, new_state, direction,
                                            row.block_height))
-        sql.insert_rows(s, AccountTx, inserts)
+        sql.insert_ignore(s, AccountTx, inserts)     # the gate may have committed it meanwhile
 
     @staticmethod
     def _place(row: AccountTx, block: BlockData | None, pos: int) -> None:

@@ -75,12 +75,6 @@ def select_in(session: Session, model, column, values: list, *, for_update: bool
     return rows
 
 
-def insert_rows(session: Session, model, rows: list[dict]) -> None:
-    """Plain multi-row INSERT (DBAPI executemany, pipelined by psycopg); no RETURNING."""
-    if rows:
-        session.connection().execute(model.__table__.insert(), rows)
-
-
 def coins_spent_by(session: Session, txids: list[str]) -> list[Coin]:
     rows: list[Coin] = []
     if not txids:

@@ -49,10 +49,12 @@ def test_a_deadlock_while_indexing_our_broadcast_still_commits_the_spend(require
         text("UPDATE chain_coins SET spent_by_txid = :txid WHERE txid = :t AND vout = :v"),
         {"txid": txid, "t": spent[0], "v": spent[1]}))
     marker.start()                         # … while holding the input the follower now waits for
-    gate.join(60)
-    marker.join(60)
-    follower.rollback()
-    follower.close()
+    try:
+        gate.join(60)
+        marker.join(60)
+    finally:
+        follower.rollback()
+        follower.close()
 
     status, _, body = result["answer"]
     assert status == 200, body
@@ -68,4 +70,62 @@ def test_a_deadlock_while_indexing_our_broadcast_still_commits_the_spend(require
     with session_scope(url) as s:
         coin = s.get(Coin, (txid, change))
         assert coin is not None and coin.account_id == account["account_id"]
+        assert s.get(Coin, spent).spent_by_txid == txid
+
+
+def test_the_followers_mempool_pass_waits_for_the_gate_instead_of_failing(require_postgres, owner, chain_node,
+                                                                           chain_settings):
+    """The follower's side of the same race: a pass that meets our transaction while the
+    gate's indexing is not committed yet marks the inputs first (so it waits for the gate,
+    which holds them reserved, before it has written anything the gate needs), and leaves
+    the coin the gate committed meanwhile as it is. It used to insert the coin first and
+    deadlock, or fail with a duplicate coin, pass after pass under load."""
+    from chain.model import Coin
+    from config.bootstrap import chain_follower
+    device, phone, account = owner
+    url = chain_settings.database_url
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    status, _, body = submit(device, spend, signed)
+    assert status == 200
+    txid = body["txid"]
+    tx = PSBT.from_string(signed).tx
+    spent = (tx.vin[0].txid.hex(), tx.vin[0].vout)
+    change = next(i for i, o in enumerate(spend["outputs"]) if o.get("change"))
+    chain_follower(chain_settings).run_once()      # caught up: the pass below only meets this transaction
+    engine = engine_for(url)
+    with engine.begin() as c:    # as if the gate had not committed its indexing yet
+        row = dict(c.execute(text("SELECT * FROM chain_coins WHERE txid = :t AND vout = :v"),
+                             {"t": txid, "v": change}).mappings().one())
+        c.execute(text("DELETE FROM chain_coins WHERE txid = :t AND vout = :v"), {"t": txid, "v": change})
+        c.execute(text("UPDATE chain_coins SET spent_by_txid = NULL WHERE txid = :t AND vout = :v"),
+                  {"t": spent[0], "v": spent[1]})
+        c.execute(text("DELETE FROM chain_mempool WHERE txid = :t"), {"t": txid})
+    gate = engine.connect()
+    gate.begin()
+    gate.execute(text("UPDATE chain_coins SET reserved_by = :s WHERE txid = :t AND vout = :v"),
+                 {"s": spend["spend_id"], "t": spent[0], "v": spent[1]})          # the gate holds the input
+    result: dict = {}
+
+    def follow():
+        try:
+            result["stats"] = chain_follower(chain_settings).run_once()
+        except Exception as err:   # asserted below
+            result["error"] = err
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        _wait_for_lock_waiter(url)                               # the follower waits for the input
+        columns = ", ".join(row)
+        gate.execute(text(f"INSERT INTO chain_coins ({columns}) VALUES ({', '.join(':' + k for k in row)})"), row)
+        gate.execute(text("UPDATE chain_coins SET spent_by_txid = :x WHERE txid = :t AND vout = :v"),
+                     {"x": txid, "t": spent[0], "v": spent[1]})
+        gate.execute(text("INSERT INTO chain_mempool (txid, relevant, seen_at) VALUES (:t, true, now()) "
+                          "ON CONFLICT DO NOTHING"), {"t": txid})
+        gate.commit()
+    finally:
+        gate.close()                 # never leave the transaction open behind a failure (teardown truncates)
+    follower.join(60)
+    assert "error" not in result, result
+    with session_scope(url) as s:
+        assert s.get(Coin, (txid, change)).first_seen == row["first_seen"]   # the gate's row, left as it is
         assert s.get(Coin, spent).spent_by_txid == txid

@@ -35,12 +35,13 @@ def pending_loosening(require_postgres, settings_factory, app_factory):
     return settings, aid, change["change_id"], dt.datetime.fromisoformat(change["effective_at"])
 
 
-def _wait_for_lock_waiter(url: str, timeout: float = 20.0) -> None:
+def _wait_for_lock_waiter(url: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     with engine_for(url).connect() as conn:
         while time.monotonic() < deadline:
             waiting = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                         "AND datname = current_database()")).scalar()
+            conn.rollback()          # pg_stat_activity is a snapshot per transaction: take a fresh one
             if waiting:
                 return
             time.sleep(0.02)
