@@ -20,7 +20,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from verification import outstanding, protect, withdraw
-from verification.services import register_kind
+from verification.services import register_delayed_change
 
 KIND = "inheritance_change"
 _TITLES = {"inheritance.add_beneficiary": "Add an inheritance beneficiary",
@@ -45,22 +45,14 @@ def closed(session: Session, change, now: dt.datetime, reason: str) -> None:
     withdraw(session, KIND, change.id, now, reason=reason)
 
 
-def _confirmed(session, ctx, req, now) -> str:
+def _load(session, change_id):
     from inheritance.model import InheritancePlanChange
-    from inheritance.plans import APPLY_JOB
-    from workers.jobs import schedule
-    change = session.get(InheritancePlanChange, req.subject_id)
-    if change is not None and change.state == "pending" and change.effective_at <= now:
-        schedule(session, APPLY_JOB, change.id, now)
-    return "confirmed"
+    return session.get(InheritancePlanChange, change_id)
 
 
-def _cancelled(session, ctx, req, reason, now) -> None:
-    from inheritance.model import InheritancePlanChange
+def _cancelled(session, change, reason, now) -> None:
     from inheritance.plans import close
-    change = session.get(InheritancePlanChange, req.subject_id)
-    if change is not None and change.state == "pending":
-        close(session, change, "cancelled", f"verification_{reason}", "verification", now)
+    close(session, change, "cancelled", f"verification_{reason}", "verification", now)
 
 
-register_kind(KIND, _confirmed, _cancelled)
+register_delayed_change(KIND, _load, "inheritance.plan_apply", _cancelled)   # inheritance.plans.APPLY_JOB

@@ -37,7 +37,7 @@ from recovery.model import RecoverySetup, RecoverySetupChange
 from recovery.notices import mail, push
 from recovery.secrets_box import email_hash
 from verification import outstanding, protect, withdraw
-from verification.services import register_kind
+from verification.services import register_delayed_change
 from workers.jobs import schedule
 
 ACTION = "recovery.replace_setup"
@@ -193,18 +193,9 @@ def view(change: RecoverySetupChange | None) -> dict | None:
             "created_at": change.created_at, "closed_reason": change.closed_reason, **change.summary}
 
 
-def _confirmed(session, cosigner_ctx, req, now) -> str:
-    change = session.get(RecoverySetupChange, req.subject_id)
-    if change is not None and change.state == "pending" and change.effective_at <= now:
-        schedule(session, APPLY_JOB, change.id, now)
-    return "confirmed"
+def _cancelled(session, change, reason, now) -> None:
+    close(session, change, "cancelled", f"verification_{reason}", "verification", now)
+    push(session, session.get(Account, change.account_id).owner_device_id, "recovery_setup_change_void", now)
 
 
-def _cancelled(session, cosigner_ctx, req, reason, now) -> None:
-    change = session.get(RecoverySetupChange, req.subject_id)
-    if change is not None and change.state == "pending":
-        close(session, change, "cancelled", f"verification_{reason}", "verification", now)
-        push(session, session.get(Account, change.account_id).owner_device_id, "recovery_setup_change_void", now)
-
-
-register_kind(KIND, _confirmed, _cancelled)
+register_delayed_change(KIND, lambda session, cid: session.get(RecoverySetupChange, cid), APPLY_JOB, _cancelled)

@@ -40,6 +40,25 @@ def register_kind(name: str, on_confirm: Callable, on_cancel: Callable) -> None:
     KINDS[name] = Kind(on_confirm, on_cancel)
 
 
+def register_delayed_change(name: str, load: Callable, apply_job: str, on_cancelled: Callable) -> None:
+    """Register the kind of a delayed change that also waits for the confirmation (a row
+    with `state` and `effective_at`, found by `load(session, id)`): confirmed once its delay
+    is over, its `apply_job` is scheduled for now (before, the job already scheduled at the
+    end of the delay applies it); cancelled on the channel while still pending,
+    `on_cancelled(session, change, reason, now)` closes it."""
+    def confirmed(session, ctx, req, now) -> str:
+        change = load(session, req.subject_id)
+        if change is not None and change.state == "pending" and change.effective_at <= now:
+            schedule(session, apply_job, change.id, now)
+        return "confirmed"
+
+    def cancelled(session, ctx, req, reason, now) -> None:
+        change = load(session, req.subject_id)
+        if change is not None and change.state == "pending":
+            on_cancelled(session, change, reason, now)
+    register_kind(name, confirmed, cancelled)
+
+
 def _kinds() -> dict[str, Kind]:
     import verification.subjects  # noqa: F401  (registers the built-in kinds)
     return KINDS
