@@ -43,6 +43,9 @@ def _parse(argv):
     ap.add_argument("--clients", default="1,4", help="comma-separated concurrent client counts")
     ap.add_argument("--inputs", default="1,2", help="comma-separated input counts per spend")
     ap.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: 2 x cores)")
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="unmeasured spends per worker first (each gunicorn worker's first cosign imports "
+                         "modules and compiles statements: a one-time cost per process, not per cosign)")
     ap.add_argument("--root", default=str(HERE.parent))
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--compare", metavar="REV")
@@ -82,6 +85,8 @@ def run(args) -> dict:
         faucet = kit.faucet(node, 150)
         device = CustosClient(stack.api_url)
         device.register()
+        if args.warmup:
+            _warm_up(device, node, faucet, PhoneWallet, workers, args.warmup)
         for n_inputs in shapes:
             for n_clients in clients:
                 accounts = []
@@ -120,6 +125,7 @@ def run(args) -> dict:
 
                 for phase in (build, submit):
                     threads = [threading.Thread(target=phase, args=(k,)) for k in range(n_clients)]
+                    cpu = kit.ProcessCpu(stack.procs).start()
                     started = time.perf_counter()
                     for t in threads:
                         t.start()
@@ -129,7 +135,7 @@ def run(args) -> dict:
                     if phase is build:
                         build_wall = wall
                     else:
-                        submit_wall = wall
+                        submit_wall, submit_cpu = wall, cpu.stop()
                 total = n_clients * args.spends
                 if len(submit_lat) != total:
                     raise RuntimeError("some submits failed; see the stack's logs")
@@ -137,9 +143,44 @@ def run(args) -> dict:
                     "build_p50_ms": 1000 * statistics.median(build_lat), "build_p99_ms": 1000 * pct(build_lat, 99),
                     "build_per_s": total / build_wall,
                     "submit_p50_ms": 1000 * statistics.median(submit_lat), "submit_p99_ms": 1000 * pct(submit_lat, 99),
-                    "submit_per_s": total / submit_wall}
+                    "submit_per_s": total / submit_wall,
+                    # CPU ms per submit in each process (the whole machine's work per cosign)
+                    "submit_cpu_ms": {k: 1000 * v / total for k, v in submit_cpu.items()}}
                 node.call("generatetoaddress", 1, faucet.call("getnewaddress"))
     return out
+
+
+def _warm_up(device, node, faucet, PhoneWallet, clients: int, spends: int) -> None:
+    """`clients` concurrent clients (one per gunicorn worker, so each worker likely serves
+    some) build and submit `spends` 1-input spends each, unmeasured."""
+    accounts = []
+    for c in range(clients):
+        phone = PhoneWallet()
+        account = device.call("POST", "/v1/accounts", phone.account_request(f"warm-{c}"))
+        kit.fund(device, node, faucet, account["account_id"], spends + 1)
+        accounts.append((phone, account))
+    node.call("syncwithvalidationinterfacequeue")
+    errors = []
+
+    def one(phone, account):
+        try:
+            for _ in range(spends):
+                outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(1)}]
+                spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
+                                    {"outputs": outputs, "fee_rate_sat_vb": 2})
+                device.call("POST", f"/v1/spends/{spend['spend_id']}/signatures",
+                            {"psbt": phone.sign(phone.verify_spend(account, spend, outputs))})
+        except Exception as err:      # noqa: BLE001  (reported below, after every thread ended)
+            errors.append(err)
+
+    threads = [threading.Thread(target=one, args=a) for a in accounts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"warm-up failed: {errors[0]}")
+    node.call("generatetoaddress", 1, faucet.call("getnewaddress"))
 
 
 def show(r: dict, label: str = "") -> None:
@@ -149,12 +190,20 @@ def show(r: dict, label: str = "") -> None:
         if isinstance(v, dict):
             print(f"  {key:8s} build p50 {v['build_p50_ms']:6.1f} p99 {v['build_p99_ms']:6.1f} ms ({v['build_per_s']:5.1f}/s) | "
                   f"submit p50 {v['submit_p50_ms']:6.1f} p99 {v['submit_p99_ms']:6.1f} ms ({v['submit_per_s']:5.1f}/s)")
+            if v.get("submit_cpu_ms"):
+                print(f"  {'':8s} CPU ms per submit: " + _cpu_line(v["submit_cpu_ms"]))
+
+
+def _cpu_line(cpu: dict) -> str:
+    total = sum(cpu.values())
+    return f"total {total:.1f} = " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
 
 
 def run_compare(args) -> int:
     sys.path.insert(0, str(HERE.parent))
     from bench.compare import compare, medians
-    extra = ["--spends", str(args.spends), "--clients", args.clients, "--inputs", args.inputs]
+    extra = ["--spends", str(args.spends), "--clients", args.clients, "--inputs", args.inputs,
+             "--warmup", str(args.warmup)]
     if args.workers:
         extra += ["--workers", str(args.workers)]
     runs = compare(Path(__file__), args.compare, args.runs, extra, args.against)
@@ -169,6 +218,8 @@ def run_compare(args) -> int:
             if r:
                 print(f"  {key:8s} {name:6s} {r['build_p50_ms']:9.1f} {r['build_p99_ms']:7.1f} {r['submit_p50_ms']:10.1f} "
                       f"{r['submit_p99_ms']:7.1f} {r['submit_per_s']:8.1f}")
+                if r.get("submit_cpu_ms"):
+                    print(f"  {'':8s} {name:6s} CPU ms per submit: " + _cpu_line(r["submit_cpu_ms"]))
         if new.get(key):
             print(f"  {key:8s} submit/s new/old {new[key]['submit_per_s'] / old[key]['submit_per_s']:.2f}x")
     print(json.dumps({"old": old, "new": new}))

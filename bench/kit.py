@@ -8,6 +8,7 @@ Nothing here asserts; failures to set up raise SystemExit / RuntimeError with a 
 """
 from __future__ import annotations
 
+import os
 import time
 from decimal import Decimal
 
@@ -86,3 +87,40 @@ def fund(device, node, wallet, account_id: str, utxos: int, follow=None, timeout
 def amount_for(n_inputs: int) -> int:
     """An amount that needs exactly n coins of UTXO_SAT."""
     return UTXO_SAT * n_inputs - UTXO_SAT // 2 if n_inputs > 1 else UTXO_SAT // 2
+
+
+class ProcessCpu:
+    """CPU seconds (user + system) used by each process group of a stack (`Stack.procs`:
+    api, worker, beat, devnet — each started in its own session) and by this process
+    (the bench's clients), between `start()` and `stop()`. Read from /proc, so Linux
+    only; a process that exits inside the window takes its time with it (the stack's
+    processes live for the whole run). Returns {name: seconds} from `stop()`."""
+
+    def __init__(self, procs):
+        self.groups = {proc.pid: name for name, proc in procs}
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _read(self) -> dict[str, float]:
+        out = {name: 0.0 for name in self.groups.values()}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            name = self.groups.get(int(fields[2]))          # field 5: the process group
+            if name is not None:
+                out[name] += (int(fields[11]) + int(fields[12])) / self._tick   # utime, stime
+        t = os.times()
+        out["bench client"] = t.user + t.system
+        return out
+
+    def start(self) -> "ProcessCpu":
+        self._before = self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        return {k: after[k] - self._before.get(k, 0.0) for k in after}
