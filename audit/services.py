@@ -27,8 +27,18 @@ def _lock_tail(session: Session) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
-    elif dialect == "sqlite":
+    elif dialect == "sqlite" and not _holds_writer_queue(session):
         session.execute(text("UPDATE audit_events SET seq = seq WHERE seq = -1"))
+
+
+def _holds_writer_queue(session: Session) -> bool:
+    """True when this transaction's SQLite connection holds Custos's writers' lock
+    (store.session.WriterQueueConnection, taken at the transaction's first write): no
+    other writer of the database runs until it commits, so the tail read next is the
+    tail the append follows (one statement fewer for an audit row written late in a
+    write transaction, as a cosign's is)."""
+    raw = session.connection().connection.dbapi_connection
+    return getattr(raw, "_lock_fd", None) is not None
 
 
 def record(session: Session, *, actor: str, action: str, subject: str,

@@ -181,7 +181,8 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     spend.state, spend.txid, spend.broadcast_at, spend.updated_at = "broadcast", txid, now, now
     spend.decided_at = now           # counts against velocity windows from the moment it was signed
     spend.signed_psbt = None
-    chainevents.index_own_broadcast(session, ctx.notify, raw, txid, now)
+    chainevents.index_own_broadcast(session, ctx.notify, raw, txid, now, account_id=account.id,
+                                    intent=None if spend.replaces_id else intent)
     reservations.keep(session, spend, now, ctx.reservation_ttl, strict=False)
     if spend.replaces_id:
         old = session.get(Spend, spend.replaces_id)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from chain import coins as chain_coins
 from chain.model import Coin, ScriptBranch
@@ -149,16 +149,27 @@ def keep(session: Session, spend: Spend, now: dt.datetime, ttl: int, *, strict: 
     """Keep `spend`'s coins reserved until `ttl` seconds past now, or past the deadline
     it is held for (release_at, approval_expires_at). strict: (re)reserve every input,
     taking back a lapsed reservation when the coins are still free, else CoinsTaken;
-    not strict: renew what it still holds (never raises)."""
+    not strict: renew what it still holds (never raises) — nothing to write when this
+    transaction already reserved them strictly until that same moment (a cosign reserves
+    at submit and renews after its broadcast, with the same `now`)."""
     deadline = max([d for d in (spend.release_at, spend.approval_expires_at) if d is not None] + [now])
     until = deadline + dt.timedelta(seconds=ttl)
+    transaction = (session.registry() if isinstance(session, scoped_session) else session).get_transaction()
+    done = session.info.get(_RESERVED)
+    if done is None or done.get("transaction") is not transaction:
+        done = session.info[_RESERVED] = {"transaction": transaction}    # entries of this transaction only
     if strict:
         replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
         reserve(session, [(i["txid"], i["vout"]) for i in spend.inputs], spend.id, until, now,
                 spent_by=replaced.txid if replaced is not None else None, taking_from=spend.replaces_id)
-    else:
+        done[spend.id] = until
+    elif transaction is None or done.get(spend.id) != until:
         renew(session, spend.id, until)
     spend.reserved_until = until
+
+
+# session.info key: {"transaction": the current transaction, spend id: until it reserved them strictly}
+_RESERVED = "custos.reservations.strict"
 
 
 def free(session: Session, spend: Spend) -> None:
