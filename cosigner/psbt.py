@@ -25,6 +25,7 @@ from embit.script import Script
 from embit.transaction import SIGHASH
 from embit.util import secp256k1
 
+from cosigner import hdkey_check
 from cosigner import vsize as vs
 from cosigner.descriptors import AccountKey, network_params
 from cosigner.errors import PsbtRejected
@@ -32,6 +33,8 @@ from cosigner.errors import PsbtRejected
 MAX_INPUTS = 500
 MAX_OUTPUTS = 500
 HARDENED = 0x80000000
+
+hdkey_check.install()   # embit's HDKey version check by lookup (cosigner/hdkey_check.py)
 
 
 @dataclass(frozen=True)
