@@ -151,7 +151,10 @@ def authorize_and_sign(session: Session, ctx: CosignerContext, spend: Spend, acc
     a caller that re-reserved the spend's inputs strictly under the lock (submit);
     otherwise the PSBT is inspected here. Returns the spend."""
     replaced = session.get(Spend, spend.replaces_id) if spend.replaces_id else None
-    with hooks.memo(session):        # the sweep-mode lookups: one query each for this decision
+    # the sweep-mode lookups: one query each for this decision; no autoflush while deciding
+    # (nothing read here depends on this spend's unflushed changes: its own row is never
+    # read and the ledger excludes it), so the spend's row is written once, with its outcome
+    with hooks.memo(session), session.no_autoflush:
         role = hooks.signer_role(session, account)
         if prepared is not None and prepared.fits(spend, account, psbt_b64, role, replaced.txid if replaced else None):
             psbt, view, intent, key = prepared.psbt, prepared.view, prepared.intent, prepared.key
