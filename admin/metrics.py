@@ -52,8 +52,9 @@ def install(app) -> None:
     def _observe(response):
         started = g.get("started")
         if started is not None:
-            rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            observe_request(rule, request.method, response.status_code, time.perf_counter() - started)
+            req = request._get_current_object()     # one proxy lookup
+            rule = req.url_rule.rule if req.url_rule is not None else "unmatched"
+            observe_request(rule, req.method, response.status_code, time.perf_counter() - started)
         return response
 
 

@@ -26,4 +26,4 @@ class Deps:
 
 
 def deps() -> Deps:
-    return current_app.extensions["custos"]
+    return current_app._get_current_object().extensions["custos"]   # one proxy lookup

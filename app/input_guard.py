@@ -140,9 +140,10 @@ def install(app) -> None:
 
     @app.before_request
     def _guard_input():
+        req = request._get_current_object()        # one proxy lookup
         try:
-            check_request(request, app.view_functions.get(request.endpoint))
+            check_request(req, app.view_functions.get(req.endpoint))
         except InputRejected as exc:
-            if request.path.startswith(("/admin", "/verify")):
+            if req.path.startswith(("/admin", "/verify")):
                 raise (RequestEntityTooLarge if exc.status == 413 else BadRequest)(description=str(exc)) from None
             raise ApiError(str(exc), status=exc.status, code=exc.code, details=exc.details) from None

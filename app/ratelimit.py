@@ -198,11 +198,14 @@ def make_limiter(app, settings, redis=None) -> RateLimiter:
 
     @app.before_request
     def _limit_address():
-        if not limiter.enabled or request.path.startswith(EXEMPT_PATHS):
+        if not limiter.enabled:
             return
-        ip = client_ip()
+        req = request._get_current_object()        # one proxy lookup
+        if req.path.startswith(EXEMPT_PATHS):
+            return
+        ip = req.remote_addr or "unknown"          # client_ip()
         retry = limiter.blocked(ip)
-        if retry is None and not _is_signed(app.view_functions.get(request.endpoint)):
+        if retry is None and not _is_signed(app.view_functions.get(req.endpoint)):
             retry = limiter.check_ip(ip)
         if retry is not None:
             raise RateLimited("too many requests from this address", headers={"Retry-After": str(retry)},

@@ -21,23 +21,28 @@ from devices.errors import DeviceNotFound, DeviceRevoked
 from store.base import utcnow
 
 
-def request_view() -> httpsig.RequestView:
-    """The current Flask request as the verifier sees it (raw path and query as sent)."""
-    env = request.environ
-    raw = env.get("RAW_URI") or env.get("REQUEST_URI") or request.full_path
+def request_view(req=None) -> httpsig.RequestView:
+    """The current Flask request (or `req`) as the verifier sees it (raw path and query as
+    sent)."""
+    if req is None:
+        req = request._get_current_object()
+    env = req.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI") or req.full_path
     path, _, query = raw.partition("?")
     if "://" in path:  # absolute-form request target
         path = "/" + path.split("://", 1)[1].partition("/")[2]
     return httpsig.RequestView(
-        method=request.method, scheme=request.scheme, authority=request.host,
-        path=path, query=query, headers=httpsig.make_headers(request.headers.items()),
-        body=request.get_data(cache=True))
+        method=req.method, scheme=req.scheme, authority=req.host,
+        path=path, query=query, headers=httpsig.EnvironHeaders(env),
+        body=req.get_data(cache=True))
 
 
-def require_client_cert() -> None:
-    settings = deps().settings
-    if settings.require_client_cert and not request.headers.get(settings.client_cert_header, "").strip():
-        raise ClientCertRequired("a verified client certificate is required")
+def require_client_cert(req=None, settings=None) -> None:
+    settings = settings or deps().settings
+    if settings.require_client_cert:
+        req = req if req is not None else request._get_current_object()
+        if not req.headers.get(settings.client_cert_header, "").strip():
+            raise ClientCertRequired("a verified client certificate is required")
 
 
 # A signature is acceptable while `created` is within ±window of now, so from its first
@@ -52,13 +57,14 @@ def nonce_ttl(window: int) -> int:
     return 2 * window + NONCE_TTL_MARGIN
 
 
-def verify_request(resolve_key) -> httpsig.Verified:
-    """Verify the current request's signature with `resolve_key`; consume its nonce."""
-    d = deps()
+def verify_request(resolve_key, d=None, req=None) -> httpsig.Verified:
+    """Verify the current request's signature with `resolve_key`; consume its nonce.
+    `d`, `req`: the app's deps and the request when the caller holds them already."""
+    d = d or deps()
     now = utcnow()
     window = d.settings.signature_window
     return httpsig.verify(
-        request_view(), now=clock(), window=window, resolve_key=resolve_key,
+        request_view(req), now=clock(), window=window, resolve_key=resolve_key,
         consume_nonce=lambda keyid, nonce: d.nonces.use(keyid, nonce, nonce_ttl(window), now))
 
 
@@ -70,9 +76,10 @@ def _device_resolver(keyid: str):
         raise AuthError("no device with this keyid", code="unknown_device") from None
     except DeviceRevoked:
         raise AuthError("this device has been revoked", code="device_revoked") from None
-    g.device, g.device_id = device, device.id
-    return keys.ALGORITHMS[device.key_type], functools.partial(
-        keys.verify_signature, device.key_type, device.public_key)
+    ctx = g._get_current_object()
+    ctx.device, ctx.device_id = device, device.id
+    key_type = device.key_type
+    return keys.ALGORITHMS[key_type], functools.partial(keys.verify_signature, key_type, device.public_key)
 
 
 def _refuse(retry: int, what: str) -> RateLimited:
@@ -80,9 +87,13 @@ def _refuse(retry: int, what: str) -> RateLimited:
                        details={"retry_after": retry})
 
 
-def check_device_rate() -> None:
+def check_device_rate(d=None, req=None) -> None:
     """Count the verified request against the address and the device limits (one lookup)."""
-    ip_retry, device_retry = deps().limiter.check_ip_and_device(client_ip(), g.device_id)
+    limiter = (d or deps()).limiter
+    if not limiter.enabled:
+        return
+    ip = (req.remote_addr if req is not None else client_ip()) or "unknown"
+    ip_retry, device_retry = limiter.check_ip_and_device(ip, g.device_id)
     if ip_retry is not None:
         raise _refuse(ip_retry, "address")
     if device_retry is not None:
@@ -94,15 +105,16 @@ def signed(view):
     when the caller's address is over its limit (a failed attempt counts against it)."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
+        d, req = deps(), request._get_current_object()   # one lookup each for the whole check
         try:
-            require_client_cert()
-            verify_request(_device_resolver)
+            require_client_cert(req, d.settings)
+            verify_request(_device_resolver, d, req)
         except AuthError:
-            retry = deps().limiter.check_ip(client_ip())
+            retry = d.limiter.check_ip(client_ip())
             if retry is not None:
                 raise _refuse(retry, "address") from None
             raise
-        check_device_rate()
+        check_device_rate(d, req)
         return view(*args, **kwargs)
 
     wrapper._custos_signed = True     # app.ratelimit: the address is counted here, not before
