@@ -66,15 +66,33 @@ _USE = text(
 
 class SqlNonceStore(NonceStore):
     """Uses its own short transaction (not the request's) so a nonce stays used even if
-    the request fails. `bind` is an Engine, or a sessionmaker bound to one."""
+    the request fails. `bind` is an Engine, or a sessionmaker bound to one.
+
+    `_USE` is compiled for the engine's dialect once and run as driver SQL with the
+    parameters converted as the compiled statement would (the UTCDateTime column's bind
+    processing for this dialect): the same statement, bytes and round trip, without
+    SQLAlchemy's per-execution compile-cache lookup and parameter assembly (about a third
+    of this call's CPU). It still runs through Connection.exec_driver_sql, so engine
+    events (statement counters) see it."""
 
     def __init__(self, bind):
         self._engine: Engine = bind if isinstance(bind, Engine) else bind.kw["bind"]
+        dialect = self._engine.dialect
+        compiled = _USE.compile(dialect=dialect)
+        self._sql = compiled.string
+        self._positional = compiled.positiontup      # names in order (qmark, numeric), else None
+        self._stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
 
     def use(self, device_id, nonce, ttl, now):
-        params = {"key": nonce_key(device_id, nonce), "expires_at": now + dt.timedelta(seconds=ttl), "now": now}
-        with self._engine.begin() as conn:
-            return conn.execute(_USE, params).rowcount == 1
+        stamp = self._stamp
+        params = {"key": nonce_key(device_id, nonce), "expires_at": stamp(now + dt.timedelta(seconds=ttl)),
+                  "now": stamp(now)}
+        if self._positional is not None:
+            params = tuple(params[name] for name in self._positional)
+        with self._engine.connect() as conn:
+            changed = conn.exec_driver_sql(self._sql, params).rowcount
+            conn.commit()
+        return changed == 1
 
     def ping(self):
         with self._engine.connect() as conn:

@@ -35,6 +35,27 @@ def test_sql_nonce_store_is_single_use_per_device_until_the_window_passes(clean_
     assert store.use("dev_a", nonce, 600, now + dt.timedelta(seconds=602)) is False  # ...and is taken again
 
 
+def test_sql_nonce_store_stores_what_the_compiled_statement_stores(clean_db):
+    """The store runs `_USE` as driver SQL with its own parameter conversion: the row it
+    writes is byte for byte the one SQLAlchemy's execution of `_USE` writes."""
+    from sqlalchemy import text as sql_text
+
+    from devices.nonces import _USE, UsedNonce, nonce_key
+    engine = engine_for(clean_db)
+    now = dt.datetime(2026, 5, 1, 12, 30, 45, 123456, tzinfo=dt.timezone.utc)
+    assert SqlNonceStore(engine).use("dev_fast", "f" * 24, 600, now) is True
+    with engine.begin() as conn:
+        conn.execute(_USE, {"key": nonce_key("dev_orm", "f" * 24), "expires_at": now + dt.timedelta(seconds=600),
+                            "now": now})
+    with engine.connect() as conn:
+        raw = dict(conn.execute(sql_text("SELECT key, expires_at FROM used_nonces")).all())
+        typed = {r.key: r.expires_at for r in conn.execute(sql_text("SELECT * FROM used_nonces")
+                                                             .columns(*UsedNonce.__table__.c)).all()}
+    fast, orm = nonce_key("dev_fast", "f" * 24), nonce_key("dev_orm", "f" * 24)
+    assert raw[fast] == raw[orm]
+    assert typed[fast] == typed[orm] == now + dt.timedelta(seconds=600)
+
+
 def test_sql_nonce_store_lets_exactly_one_of_concurrent_uses_through(clean_db):
     store = SqlNonceStore(engine_for(clean_db))
     now, results, start = utcnow(), [], threading.Barrier(8)
