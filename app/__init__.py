@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def _start():
         req, ctx = request._get_current_object(), g._get_current_object()  # one proxy lookup each
-        rid = req.headers.get("X-Request-Id", "")
+        rid = req.environ.get("HTTP_X_REQUEST_ID", "")   # req.headers.get("X-Request-Id", "")
         if not (0 < len(rid) <= 64 and rid.replace("-", "").replace("_", "").isalnum()):
             rid = os.urandom(16).hex()      # 32 hex digits, as uuid4().hex gave
         ctx.request_id = rid
@@ -91,9 +91,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _finish(response):
         ctx = g._get_current_object()
         headers = response.headers
-        headers["X-Request-Id"] = ctx.get("request_id", "")
-        headers.setdefault("Cache-Control", "no-store")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Headers.setdefault / `in` raise and catch a BadRequestKeyError for every absent
+        # name: one pass over the few names present instead, then plain appends
+        present = {name.lower() for name, _ in headers}
+        rid = ctx.get("request_id", "")
+        if "x-request-id" in present:
+            headers["X-Request-Id"] = rid
+        else:
+            headers.add("X-Request-Id", rid)
+        if "cache-control" not in present:
+            headers.add("Cache-Control", "no-store")
+        if "x-content-type-options" not in present:
+            headers.add("X-Content-Type-Options", "nosniff")
         if "started" in ctx and log.isEnabledFor(logging.INFO):
             req = request._get_current_object()
             log.info("%s %s %s %.1fms device=%s", req.method, req.path, response.status_code,
@@ -139,7 +148,9 @@ class LazyCookieSessions(SecureCookieSessionInterface):
     signing serializer Flask would otherwise build every time."""
 
     def open_session(self, app, request):
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # no Cookie header at all: nothing to parse (request.cookies walks every header)
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 
