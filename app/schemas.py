@@ -1,6 +1,8 @@
 """Marshmallow schemas for the API (request validation and OpenAPI documentation)."""
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import Schema, fields, validate
 
 from devices.keys import KEY_TYPES
@@ -58,6 +60,29 @@ class DeviceSchema(Schema):
 
     def _has_push(self, device) -> bool:
         return bool(device.push_token)
+
+    def dump(self, obj, *, many=None):
+        """Marshmallow's dump of one device (an ORM Device, or the read-only row request
+        authentication puts on g.device — what GET /v1/devices/me returns), written out:
+        the dict marshmallow builds (tests/unit/test_schema_fast_dump.py compares them)
+        without its per-field machinery, which on a Row also raised and caught a
+        TypeError per field. Anything else — many, only/exclude, a subclass, a missing
+        attribute, a value of another type — goes to marshmallow."""
+        if type(self) is not DeviceSchema or (self.many if many is None else many) or self.only or self.exclude:
+            return super().dump(obj, many=many)
+        try:
+            out = {"device_id": obj.id, "key_type": obj.key_type, "key_fingerprint": obj.key_fingerprint,
+                   "platform": obj.platform, "has_push_token": bool(obj.push_token)}
+            created, revoked = obj.created_at, obj.revoked_at
+        except AttributeError:
+            return super().dump(obj, many=many)
+        if type(out["device_id"]) is not str or type(out["key_type"]) is not str \
+                or type(out["key_fingerprint"]) is not str or type(out["platform"]) not in (str, type(None)) \
+                or type(created) is not dt.datetime or type(revoked) not in (dt.datetime, type(None)):
+            return super().dump(obj, many=many)
+        out["created_at"] = created.isoformat()
+        out["revoked_at"] = None if revoked is None else revoked.isoformat()
+        return out
 
 
 class ErrorBodySchema(Schema):
