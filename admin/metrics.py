@@ -36,8 +36,17 @@ _server_lock = threading.Lock()
 _servers: dict = {}
 
 
+_latency_children: dict = {}    # (endpoint, method, status) -> REQUEST_LATENCY child; bounded by the URL map
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
-    REQUEST_LATENCY.labels(endpoint, method, str(status)).observe(seconds)
+    """Record one request's latency (seconds). The labelled child is looked up once per
+    (endpoint, method, status): `labels()` validates and locks on every call."""
+    key = (endpoint, method, status)
+    child = _latency_children.get(key)
+    if child is None:
+        child = _latency_children[key] = REQUEST_LATENCY.labels(endpoint, method, str(status))
+    child.observe(seconds)
 
 
 def task_failed(task_name: str) -> None:
