@@ -42,9 +42,9 @@ class InputRejected(Exception):
 
 def check_structure(raw: bytes, max_depth: int = MAX_JSON_DEPTH, max_items: int = MAX_JSON_ITEMS) -> None:
     """Refuse a JSON text nested deeper than `max_depth` or holding more than `max_items`
-    values, without parsing it. Cost: one regex pass over the bytes plus a loop bounded by
-    `max_items`. Raises InputRejected (413 body_too_complex)."""
-    stripped = _STRING.sub(b'""', raw)
+    values, without parsing it. Cost: a split (or one regex pass) over the bytes plus a
+    loop bounded by `max_items`. Raises InputRejected (413 body_too_complex)."""
+    stripped = _without_strings(raw)
     details = {"max_depth": max_depth, "max_items": max_items}
     brackets = stripped.count(b"[") + stripped.count(b"{")
     if stripped.count(b",") + stripped.count(b":") + brackets > max_items:
@@ -60,6 +60,24 @@ def check_structure(raw: bytes, max_depth: int = MAX_JSON_DEPTH, max_items: int 
             depth -= 1
 
 
+def _without_strings(raw: bytes) -> bytes:
+    """`raw` with its JSON strings blanked out, for counting brackets, commas and colons.
+    Without a backslash and with an even number of quotes, the strings are exactly the
+    odd-numbered pieces between quotes, so a split (memchr speed) drops them; otherwise
+    the regex replaces each with `""`. Neither leaves a bracket, comma or colon that is
+    inside a string, so check_structure counts the same either way."""
+    if b"\\" not in raw and raw.count(b'"') % 2 == 0:
+        return b"".join(raw.split(b'"')[0::2])
+    return _STRING.sub(b'""', raw)
+
+
+def _plain(text: str) -> bool:
+    """True for printable ASCII (no control character, DEL, C1 or surrogate can be in
+    it): such text passes both patterns below without a regex scan. `isascii` is a flag
+    test; `isprintable` one C loop."""
+    return text.isascii() and text.isprintable()
+
+
 def bad_text(value, path: str = "") -> str | None:
     """The path of the first string (key or value) in a parsed JSON value that holds a
     lone surrogate or a control character it should not; None when all are fine."""
@@ -67,13 +85,15 @@ def bad_text(value, path: str = "") -> str | None:
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):
+            if _plain(item):
+                continue
             leaf = where.rsplit(".", 1)[-1].split("[", 1)[0]
             if (_BAD_SINGLE_LINE if leaf in SINGLE_LINE else _BAD).search(item):
                 return where or "body"
         elif isinstance(item, dict):
             for k, v in item.items():
                 key_path = f"{where}.{k}" if where else str(k)
-                if _BAD_SINGLE_LINE.search(k):
+                if not _plain(k) and _BAD_SINGLE_LINE.search(k):
                     return key_path
                 stack.append((key_path, v))
         elif isinstance(item, list):
