@@ -154,6 +154,13 @@ class LazyCookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app, session, response):
+        # an empty session nobody read or changed: Flask's method would only look up the
+        # seven cookie settings and return
+        if not session and not session.modified and not session.accessed:
+            return
+        super().save_session(app, session, response)
+
 
 def _migrations_dir():
     from pathlib import Path

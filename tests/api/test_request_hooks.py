@@ -66,3 +66,31 @@ def test_ensure_sync_keeps_plain_functions_and_wraps_coroutines(app):
         assert "async" in str(exc)
     else:
         assert wrapped is not coro and wrapped() == 2
+
+
+def test_the_session_is_saved_read_or_cleared_as_flask_does(app):
+    @app.route("/v1/test-session")
+    def read_session():
+        return {"value": session.get("value")}
+
+    @app.route("/v1/test-session-set")
+    def set_session():
+        session["value"] = 3
+        return {}
+
+    @app.route("/v1/test-session-clear")
+    def clear_session():
+        session.clear()
+        return {}
+
+    client = app.test_client()
+    name = app.config["SESSION_COOKIE_NAME"]
+    plain = client.get("/v1/health")
+    assert "Set-Cookie" not in plain.headers and "Cookie" not in plain.headers.get("Vary", "")
+    assert "Cookie" in client.get("/v1/test-session").headers.get("Vary", "")        # read: Vary
+    saved = client.get("/v1/test-session-set")
+    assert saved.headers["Set-Cookie"].startswith(f"{name}=") and "Cookie" in saved.headers["Vary"]
+    assert client.get("/v1/test-session").get_json() == {"value": 3}
+    cleared = client.get("/v1/test-session-clear")
+    assert cleared.headers["Set-Cookie"].startswith(f"{name}=;")                   # deleted
+    assert client.get("/v1/test-session").get_json() == {"value": None}
