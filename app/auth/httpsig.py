@@ -52,6 +52,8 @@ class RequestView:
         values = self.headers.get(name.lower())
         if not values:
             return None
+        if len(values) == 1:
+            return values[0].strip()
         return ", ".join(v.strip() for v in values)
 
 
@@ -84,14 +86,19 @@ class EnvironHeaders(Mapping):
     def __init__(self, environ: Mapping[str, str]):
         self.environ = environ
 
-    def _key(self, name: str) -> str | None:
+    @staticmethod
+    def _key(name: str) -> str | None:
         if type(name) is not str or "_" in name or not name.isascii() or name != name.lower():
             return None                  # no environ key maps to such a name
         key = name.upper().replace("-", "_")
         return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
     def get(self, name, default=None):
-        key = self._key(name)
+        key = _ENVIRON_KEYS.get(name) if type(name) is str else None
+        if key is None:
+            key = self._key(name)
+            if key is not None and len(_ENVIRON_KEYS) < 256:   # the few names signatures use
+                _ENVIRON_KEYS[name] = key
         value = self.environ.get(key) if key is not None else None
         if value is None or (not value and not key.startswith("HTTP_")):
             return default
@@ -108,6 +115,9 @@ class EnvironHeaders(Mapping):
 
     def __len__(self):
         return len(make_headers(_environ_pairs(self.environ)))
+
+
+_ENVIRON_KEYS: dict[str, str] = {}     # header name -> environ key, for EnvironHeaders.get
 
 
 def _environ_pairs(environ):
