@@ -154,7 +154,8 @@ def keep(session: Session, spend: Spend, now: dt.datetime, ttl: int, *, strict: 
     at submit and renews after its broadcast, with the same `now`)."""
     deadline = max([d for d in (spend.release_at, spend.approval_expires_at) if d is not None] + [now])
     until = deadline + dt.timedelta(seconds=ttl)
-    transaction = (session.registry() if isinstance(session, scoped_session) else session).get_transaction()
+    real = session.registry() if isinstance(session, scoped_session) else session
+    transaction = real.get_nested_transaction() or real.get_transaction()   # a savepoint counts on its own
     done = session.info.get(_RESERVED)
     if done is None or done.get("transaction") is not transaction:
         done = session.info[_RESERVED] = {"transaction": transaction}    # entries of this transaction only

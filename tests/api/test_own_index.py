@@ -2,7 +2,7 @@
 through the general applier (chain.observe). The two must leave the same rows — else the
 follower's next mempool pass, or a balance read before it, would see something else — and
 the direct path must hand every transaction it does not fully understand to the applier.
-Against devnet (or a real bitcoind)."""
+Also the reservation renewal a cosign no longer writes. Against devnet (or a real bitcoind)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -147,3 +147,42 @@ def test_a_transaction_already_recorded_or_a_coin_already_spent_is_declined(devi
                     own.record_spend(s, "someone-else", "cd" * 32, inputs, outputs, NOW)
             sp.rollback()
         s.rollback()
+
+
+def test_a_renewal_right_after_a_strict_reservation_writes_nothing_and_any_other_does(device, owner, chain_node,
+                                                                                     chain_settings):
+    """A cosign reserves its coins strictly at submit and renews them after the broadcast,
+    with the same `now`: the renewal has nothing to write. A renewal in another
+    transaction, in a savepoint, or to another moment still writes."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from cosigner import reservations
+    from cosigner.model import Spend
+    phone, account = owner
+    spend, _ = signed_spend(device, phone, account, chain_node)
+    seen: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("UPDATE CHAIN_COINS"):
+            seen.append(statement)
+
+    def renewals(fn) -> int:
+        seen.clear()
+        event.listen(Engine, "before_cursor_execute", capture)
+        try:
+            fn()
+        finally:
+            event.remove(Engine, "before_cursor_execute", capture)
+        return len(seen)
+
+    with session_scope(chain_settings.database_url) as s:
+        row = s.get(Spend, spend["spend_id"])
+        assert renewals(lambda: reservations.keep(s, row, NOW, 600, strict=True)) == 1
+        assert renewals(lambda: reservations.keep(s, row, NOW, 600, strict=False)) == 0
+        assert renewals(lambda: reservations.keep(s, row, NOW, 601, strict=False)) == 1
+        with s.begin_nested():
+            assert renewals(lambda: reservations.keep(s, row, NOW, 600, strict=False)) == 1
+    with session_scope(chain_settings.database_url) as s:
+        row = s.get(Spend, spend["spend_id"])
+        assert renewals(lambda: reservations.keep(s, row, NOW, 600, strict=False)) == 1
