@@ -29,10 +29,11 @@ BLOCK_CACHE_MAX = 10_000        # addresses remembered as over their limit, per 
 KEY_PREFIX = "custos:rl:"
 
 
-def client_ip() -> str:
+def client_ip(req=None) -> str:
     """The caller's IP: the socket peer, or the X-Forwarded-For hop that trusted proxies
-    report (ProxyFix, configured with settings.trusted_proxies, already rewrote it)."""
-    return request.remote_addr or "unknown"
+    report (ProxyFix, configured with settings.trusted_proxies, already rewrote it).
+    `req`: the request object when the caller holds it already (no proxy lookup)."""
+    return (req if req is not None else request).remote_addr or "unknown"
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def make_limiter(app, settings, redis=None) -> RateLimiter:
         req = request._get_current_object()        # one proxy lookup
         if req.path.startswith(EXEMPT_PATHS):
             return
-        ip = req.remote_addr or "unknown"          # client_ip()
+        ip = client_ip(req)
         retry = limiter.blocked(ip)
         if retry is None and not _is_signed(app.view_functions.get(req.endpoint)):
             retry = limiter.check_ip(ip)

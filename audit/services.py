@@ -38,7 +38,7 @@ def _holds_writer_queue(session: Session) -> bool:
     tail the append follows (one statement fewer for an audit row written late in a
     write transaction, as a cosign's is)."""
     raw = session.connection().connection.dbapi_connection
-    return getattr(raw, "_lock_fd", None) is not None
+    return getattr(raw, "holds_writer_lock", False)
 
 
 def record(session: Session, *, actor: str, action: str, subject: str,

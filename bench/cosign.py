@@ -89,13 +89,9 @@ def run(args) -> dict:
             _warm_up(device, node, faucet, PhoneWallet, workers, args.warmup)
         for n_inputs in shapes:
             for n_clients in clients:
-                accounts = []
-                for c in range(n_clients):
-                    phone = PhoneWallet()
-                    account = device.call("POST", "/v1/accounts", phone.account_request(f"b{n_inputs}-{n_clients}-{c}"))
-                    kit.fund(device, node, faucet, account["account_id"], n_inputs * args.spends + 1)
-                    accounts.append((phone, account))
-                node.call("syncwithvalidationinterfacequeue")
+                accounts = _funded_accounts(device, node, faucet, PhoneWallet,
+                                            [f"b{n_inputs}-{n_clients}-{c}" for c in range(n_clients)],
+                                            n_inputs * args.spends + 1)
                 prepared = [[] for _ in accounts]
                 build_lat, submit_lat, lock = [], [], threading.Lock()
 
@@ -103,12 +99,9 @@ def run(args) -> dict:
                     phone, account = accounts[k]
                     mine = []
                     for _ in range(args.spends):
-                        outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(n_inputs)}]
-                        t = time.perf_counter()
-                        spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
-                                            {"outputs": outputs, "fee_rate_sat_vb": 2})
-                        mine.append(time.perf_counter() - t)
-                        prepared[k].append((spend["spend_id"], phone.sign(phone.verify_spend(account, spend, outputs))))
+                        spend_id, signed, seconds = _build_one(device, faucet, phone, account, n_inputs)
+                        mine.append(seconds)
+                        prepared[k].append((spend_id, signed))
                     with lock:
                         build_lat.extend(mine)
 
@@ -150,26 +143,39 @@ def run(args) -> dict:
     return out
 
 
+def _funded_accounts(device, node, faucet, PhoneWallet, names: list[str], coins: int) -> list:
+    """[(phone, account)]: one new account per name, `coins` coins each, seen by the index."""
+    accounts = []
+    for name in names:
+        phone = PhoneWallet()
+        account = device.call("POST", "/v1/accounts", phone.account_request(name))
+        kit.fund(device, node, faucet, account["account_id"], coins)
+        accounts.append((phone, account))
+    node.call("syncwithvalidationinterfacequeue")
+    return accounts
+
+
+def _build_one(device, faucet, phone, account, n_inputs: int) -> tuple[str, str, float]:
+    """Build one spend of `n_inputs` coins and sign it on the phone: (spend id, signed
+    PSBT, seconds the build request took)."""
+    outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(n_inputs)}]
+    t = time.perf_counter()
+    spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends", {"outputs": outputs, "fee_rate_sat_vb": 2})
+    seconds = time.perf_counter() - t
+    return spend["spend_id"], phone.sign(phone.verify_spend(account, spend, outputs)), seconds
+
+
 def _warm_up(device, node, faucet, PhoneWallet, clients: int, spends: int) -> None:
     """`clients` concurrent clients (one per gunicorn worker, so each worker likely serves
     some) build and submit `spends` 1-input spends each, unmeasured."""
-    accounts = []
-    for c in range(clients):
-        phone = PhoneWallet()
-        account = device.call("POST", "/v1/accounts", phone.account_request(f"warm-{c}"))
-        kit.fund(device, node, faucet, account["account_id"], spends + 1)
-        accounts.append((phone, account))
-    node.call("syncwithvalidationinterfacequeue")
+    accounts = _funded_accounts(device, node, faucet, PhoneWallet, [f"warm-{c}" for c in range(clients)], spends + 1)
     errors = []
 
     def one(phone, account):
         try:
             for _ in range(spends):
-                outputs = [{"address": faucet.call("getnewaddress"), "amount_sat": kit.amount_for(1)}]
-                spend = device.call("POST", f"/v1/accounts/{account['account_id']}/spends",
-                                    {"outputs": outputs, "fee_rate_sat_vb": 2})
-                device.call("POST", f"/v1/spends/{spend['spend_id']}/signatures",
-                            {"psbt": phone.sign(phone.verify_spend(account, spend, outputs))})
+                spend_id, signed, _ = _build_one(device, faucet, phone, account, 1)
+                device.call("POST", f"/v1/spends/{spend_id}/signatures", {"psbt": signed})
         except Exception as err:      # noqa: BLE001  (reported below, after every thread ended)
             errors.append(err)
 

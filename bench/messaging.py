@@ -33,7 +33,6 @@ if str(HERE) not in sys.path:
     sys.path.append(str(HERE))   # last: bench/messaging.py must not shadow the messaging package
 import kit  # noqa: E402  (this tree's helpers, whichever tree --root runs)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 percentile = kit.percentile
 
 
@@ -52,32 +51,6 @@ def _parse(argv):
     ap.add_argument("--against", metavar="REV", help="with --compare: the new side (default: the working tree)")
     ap.add_argument("--runs", type=int, default=3)
     return ap.parse_args(argv)
-
-
-def proc_cpu(root_pid: int) -> float:
-    """CPU seconds (user + system) of a process and its live children, from /proc."""
-    total = 0.0
-    pids = [root_pid]
-    try:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                    if int(fields[1]) == root_pid:
-                        pids.append(int(entry))
-                except OSError:
-                    continue
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-            except OSError:
-                continue
-    except OSError:
-        pass
-    return total
 
 
 def run(args) -> dict:
@@ -169,16 +142,16 @@ def run(args) -> dict:
 
         def sample_cpu():
             time.sleep(max(0.0, warm_until - time.perf_counter()))
-            cpu["start"] = sum(proc_cpu(p.pid) for p in procs)
+            meter = kit.ProcessCpu([(f"server{i}", p) for i, p in enumerate(procs)]).start()
             time.sleep(max(0.0, stop_at - time.perf_counter()))
-            cpu["end"] = sum(proc_cpu(p.pid) for p in procs)
+            cpu.update(meter.stop())
         threads = [threading.Thread(target=loop, args=p) for p in pairs] + [threading.Thread(target=sample_cpu)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = args.seconds
-        server_cpu = cpu["end"] - cpu["start"]
+        server_cpu = sum(v for k, v in cpu.items() if k != "bench client")   # API (+ worker)
         result = {
             "messages": counts["messages"], "msg_per_s": counts["messages"] / elapsed,
             "req_per_s": counts["requests"] / elapsed,

@@ -62,15 +62,14 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
             session.expire(loaded)
     sent = sum(amount for _, _, amount in inputs)
     ours = [(vout, script, value) for vout, script, value in outputs if script in watched]
-    dialect = postgresql if sql.is_postgres(session) else sqlite
-    if ours:
-        conn.execute(dialect.insert(Coin.__table__).on_conflict_do_nothing(), [
-            dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
-                 branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
-                 block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
-                 spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
-            for vout, script, value in ours])
+    sql.insert_ignore(session, Coin, [
+        dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
+             branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
+             block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
+             spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
+        for vout, script, value in ours])
     received = sum(value for _, _, value in ours)
+    dialect = postgresql if sql.is_postgres(session) else sqlite      # RETURNING: was the row new?
     row = conn.execute(dialect.insert(AccountTx.__table__).on_conflict_do_nothing().returning(AccountTx.id), dict(
         account_id=account_id, txid=txid, state="mempool", first_seen=now, updated_at=now, replaced_by=None,
         block_height=None, block_hash=None, block_pos=None, block_time=None, received_sat=received,
@@ -82,5 +81,4 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
         _, branch, index = watched[script]
         used[(account_id, branch)] = max(used.get((account_id, branch), -1), index)
     script_index.mark_used(session, used, [script for _, script, _ in ours])
-    conn.execute(dialect.insert(MempoolTx.__table__).on_conflict_do_nothing(),
-                 dict(txid=txid, relevant=True, seen_at=now))
+    sql.insert_ignore(session, MempoolTx, [dict(txid=txid, relevant=True, seen_at=now)])

@@ -110,23 +110,22 @@ def index_own_broadcast(session: Session, notify, raw: bytes, txid: str, now: dt
     account's coins it spends, amounts proved, and its outputs) a plain spend is written
     directly (chain.own.record_spend: the same rows, a third of the statements); anything
     else — a fee bump, a payment to another account, a transaction already indexed — goes
-    through the general applier. The transaction is already out: a failure here must not undo the spend's
-    broadcast state, its decision and its place in the velocity ledger. It happens on
+    through the general applier. The transaction is already out: a failure here must not
+    undo the spend's broadcast state, its decision and its place in the velocity ledger. It happens on
     PostgreSQL when the block follower's mempool pass indexes the same transaction at the
     same moment (a deadlock on the coin rows, or the coin already inserted); the follower
     then indexes it, so only the savepoint is rolled back and the spend commits as sent."""
-    if intent is not None and account_id is not None:
-        try:
-            with session.begin_nested():
-                own.record_spend(session, account_id, txid, [(i.txid, i.vout, i.amount_sat) for i in intent.inputs],
-                                 [(o.index, bytes.fromhex(o.script_hex), o.amount_sat) for o in intent.outputs], now)
-            return
-        except own.Declined:
-            pass
-        except DBAPIError as err:
-            log.warning("indexing our broadcast %s is left to the block follower (%s)", txid, type(err.orig).__name__)
-            return
     try:
+        if intent is not None and account_id is not None:
+            try:
+                with session.begin_nested():
+                    own.record_spend(session, account_id, txid,
+                                     [(i.txid, i.vout, i.amount_sat) for i in intent.inputs],
+                                     [(o.index, bytes.fromhex(o.script_hex), o.amount_sat) for o in intent.outputs],
+                                     now)
+                return
+            except own.Declined:
+                pass                 # the general applier below
         with session.begin_nested():
             observe_transaction(session, raw.hex(), now,
                                 listeners=(Listener(notify, refresh_confirmations=False),),

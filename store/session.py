@@ -75,6 +75,12 @@ class WriterQueueConnection(sqlite3.Connection):
     def cursor(self, factory=_Cursor):
         return super().cursor(factory)
 
+    @property
+    def holds_writer_lock(self) -> bool:
+        """True from the statement that took the writers' lock to the commit or rollback
+        that releases it: no other queued writer of this database runs meanwhile."""
+        return self._lock_fd is not None
+
     def _before_statement(self, sql: str) -> bool:
         """Take the writers' lock before the statement that opens a write transaction;
         True when this call took it."""

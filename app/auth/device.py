@@ -92,8 +92,7 @@ def check_device_rate(d=None, req=None) -> None:
     limiter = (d or deps()).limiter
     if not limiter.enabled:
         return
-    ip = (req.remote_addr if req is not None else client_ip()) or "unknown"
-    ip_retry, device_retry = limiter.check_ip_and_device(ip, g.device_id)
+    ip_retry, device_retry = limiter.check_ip_and_device(client_ip(req), g.device_id)
     if ip_retry is not None:
         raise _refuse(ip_retry, "address")
     if device_retry is not None:
@@ -110,7 +109,7 @@ def signed(view):
             require_client_cert(req, d.settings)
             verify_request(_device_resolver, d, req)
         except AuthError:
-            retry = d.limiter.check_ip(client_ip())
+            retry = d.limiter.check_ip(client_ip(req))
             if retry is not None:
                 raise _refuse(retry, "address") from None
             raise

@@ -94,11 +94,7 @@ class EnvironHeaders(Mapping):
         return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
     def get(self, name, default=None):
-        key = _ENVIRON_KEYS.get(name) if type(name) is str else None
-        if key is None:
-            key = self._key(name)
-            if key is not None and len(_ENVIRON_KEYS) < 256:   # the few names signatures use
-                _ENVIRON_KEYS[name] = key
+        key = self._key(name)
         value = self.environ.get(key) if key is not None else None
         if value is None or (not value and not key.startswith("HTTP_")):
             return default
@@ -115,9 +111,6 @@ class EnvironHeaders(Mapping):
 
     def __len__(self):
         return len(make_headers(_environ_pairs(self.environ)))
-
-
-_ENVIRON_KEYS: dict[str, str] = {}     # header name -> environ key, for EnvironHeaders.get
 
 
 def _environ_pairs(environ):
