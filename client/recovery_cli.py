@@ -127,6 +127,9 @@ def run(args, client, state_path: Path):
         out = {"custody_answers": answered, "requests": api.requests()}
         if args.account_id:
             out["recovery"] = api.status(args.account_id)
+            # a replacement that applied since the first read: never report a setup whose
+            # new share this device has not adopted
+            _adopt_applied(st, out["recovery"], api.device_id, args.account_id)
         return out
     if a == "start":
         rec = Recoverer(api)
