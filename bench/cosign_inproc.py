@@ -24,7 +24,8 @@ pct = kit.percentile
 
 
 class InProcess:
-    """A devnet subprocess, the app in this process (SQLite in a temp dir) and `spends`
+    """A devnet subprocess, the app in this process (SQLite in a temp dir, or the scratch
+    BENCH_DATABASE_URL / BENCH_REDIS_URL) and `spends`
     phone-signed 1-input spends of one account, ready to submit through the WSGI app.
     `submit(i)` posts the i-th; `close()` stops devnet."""
 
@@ -55,13 +56,14 @@ class InProcess:
         from config.settings import Settings
         from tests.conftest import flask_transport
         from tests.dbutil import upgrade
-        url = f"sqlite:///{tmp / 'custos.db'}"
-        upgrade(url)
-        settings = Settings.from_env({
-            "CUSTOS_ENV": "test", "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "0",
-            "BITCOIND_RPC_URL": f"http://127.0.0.1:{port}", "BITCOIND_RPC_USER": "bench",
+        env = kit.scratch_backends({          # BENCH_DATABASE_URL / BENCH_REDIS_URL: emptied first
+            "CUSTOS_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp / 'custos.db'}", "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": "0", "BITCOIND_RPC_URL": f"http://127.0.0.1:{port}", "BITCOIND_RPC_USER": "bench",
             "BITCOIND_RPC_PASSWORD": password, "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.db'}"})
+            "BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.db'}"}, os.environ)
+        self.backend = "PostgreSQL" if env["DATABASE_URL"].startswith("postgresql") else "SQLite"
+        upgrade(env["DATABASE_URL"])
+        settings = Settings.from_env(env)
         app = create_app(settings)
         from config.bootstrap import chain_follower
         follower = chain_follower(settings, lock_wait=30)
@@ -136,9 +138,10 @@ class StatementCounter:
 
 
 def run_statements(args) -> int:
-    """In process (SQLite): SQL statements per submit of a 1-input spend, how many run
-    under the writers' lock and how long it is held (medians over the submits after
-    the first two), then the statements of the last one."""
+    """In process: SQL statements per submit of a 1-input spend and, on SQLite, how many
+    run under the writers' lock and how long it is held (medians over the submits after
+    the first two), then the statements of the last one. On PostgreSQL (BENCH_DATABASE_URL)
+    the submit's CPU and wall time instead (its round trips are part of the wall)."""
     root = Path(args.root).resolve()
     bench = InProcess(root, args.spends)
     counter = StatementCounter()
@@ -147,23 +150,33 @@ def run_statements(args) -> int:
         counts, locked, cpu, wall, last = [], [], [], [], []
         for i in range(args.spends):
             counter.start()
+            c0, w0 = time.process_time(), time.perf_counter()
             bench.submit(i)
+            c1, w1 = time.process_time(), time.perf_counter()
             if i >= 2:
                 counts.append(len(counter.statements))
                 locked.append(sum(1 for s in counter.statements if s.startswith("*")))
-                cpu.append(1000 * counter.held_cpu)
-                wall.append(1000 * counter.held_wall)
+                cpu.append(1000 * (counter.held_cpu if bench.backend == "SQLite" else c1 - c0))
+                wall.append(1000 * (counter.held_wall if bench.backend == "SQLite" else w1 - w0))
             last = counter.statements
-        out = {"statements_per_submit": statistics.median(counts),
+        out = {"backend": bench.backend, "statements_per_submit": statistics.median(counts),
                "statements_under_writer_lock": statistics.median(locked),
                "writer_lock_cpu_ms": statistics.median(cpu), "writer_lock_wall_ms": statistics.median(wall)}
+        if bench.backend != "SQLite":
+            out = {"backend": bench.backend, "statements_per_submit": out["statements_per_submit"],
+                   "submit_cpu_ms": out["writer_lock_cpu_ms"], "submit_wall_ms": out["writer_lock_wall_ms"]}
         if args.json:
             print(json.dumps(out))
             return 0
-        print(f"submit in process ({root.name}, 1 input, SQLite): {out['statements_per_submit']:g} SQL statements "
-              f"per submit (min {min(counts)}, max {max(counts)}), {out['statements_under_writer_lock']:g} of them "
-              f"under the writers' lock, held {out['writer_lock_cpu_ms']:.2f} ms CPU / "
-              f"{out['writer_lock_wall_ms']:.2f} ms wall per submit (medians); the last submit's (* = under the lock):")
+        head = (f"submit in process ({root.name}, 1 input, {bench.backend}): {out['statements_per_submit']:g} SQL "
+                f"statements per submit (min {min(counts)}, max {max(counts)})")
+        if bench.backend == "SQLite":
+            print(f"{head}, {out['statements_under_writer_lock']:g} of them under the writers' lock, held "
+                  f"{out['writer_lock_cpu_ms']:.2f} ms CPU / {out['writer_lock_wall_ms']:.2f} ms wall per submit "
+                  f"(medians); the last submit's (* = under the lock):")
+        else:
+            print(f"{head}, {out['submit_cpu_ms']:.2f} ms CPU / {out['submit_wall_ms']:.2f} ms wall per submit "
+                  f"(medians); the last submit's:")
         for line in last:
             print(f"    {line}")
     finally:
@@ -208,6 +221,7 @@ COSIGN_BUCKETS = (
     ("secp256k1 (ctypes)", ("ctypes_secp256k1", "embit/ec.py")),
     ("sqlalchemy", ("sqlalchemy",)),
     ("sqlite3", ("sqlite3",)),
+    ("psycopg", ("psycopg",)),
     ("bitcoind RPC client (json, http)", ("bitcoinrpc", "http/client.py", "json/", "socket")),
     ("flask/werkzeug/marshmallow", ("flask", "werkzeug", "marshmallow", "webargs")),
     ("vault (AES-GCM)", ("cosigner/vault.py", "cryptography")),

@@ -157,6 +157,7 @@ def run(args) -> dict:
             "req_per_s": counts["requests"] / elapsed,
             "server_cpu_ms_per_request": 1000 * server_cpu / max(1, counts["requests"]),
             "server_cpu_ms_per_message": 1000 * server_cpu / max(1, counts["messages"]),
+            "client_cpu_ms_per_request": 1000 * cpu.get("bench client", 0.0) / max(1, counts["requests"]),
             "ack_many": ack_many, "batch": args.batch, "workers": workers, "gunicorn": args.gunicorn,
             "backend": "postgresql" if db_url.startswith("postgresql") else "sqlite",
             "push_worker": args.worker,
@@ -181,7 +182,9 @@ def show(r: dict, label: str = "") -> None:
           f"{'one ack call per page' if r['ack_many'] else 'one DELETE per message'}"
           f"{', Celery worker delivering pushes' if r['push_worker'] else ''}")
     print(f"  {r['msg_per_s']:.1f} msg/s, {r['req_per_s']:.0f} HTTP req/s; server CPU "
-          f"{r['server_cpu_ms_per_request']:.2f} ms/request, {r['server_cpu_ms_per_message']:.2f} ms/message")
+          f"{r['server_cpu_ms_per_request']:.2f} ms/request, {r['server_cpu_ms_per_message']:.2f} ms/message"
+          + (f"; the bench's clients {r['client_cpu_ms_per_request']:.2f} ms/request"
+             if "client_cpu_ms_per_request" in r else ""))
     for k in ("send", "fetch", "ack"):
         if f"{k}_p50_ms" in r:
             print(f"  {k:5s} latency ms: p50 {r[f'{k}_p50_ms']:.1f}  p99 {r[f'{k}_p99_ms']:.1f}")

@@ -71,6 +71,49 @@ def test_sql_nonce_store_lets_exactly_one_of_concurrent_uses_through(clean_db):
     assert sorted(results) == [False] * 7 + [True]
 
 
+def _sqlite_nonce_engine(tmp_path: Path):
+    from devices.nonces import UsedNonce
+    engine = engine_for(f"sqlite:///{tmp_path / 'nonces.db'}")
+    UsedNonce.__table__.create(engine)
+    return engine
+
+
+def _synchronous(dbapi_connection) -> int:
+    return dbapi_connection.execute("PRAGMA synchronous").fetchone()[0]
+
+
+def test_sqlite_nonce_commit_skips_the_fsync_and_the_pool_gets_full_sync_back(tmp_path):
+    """On SQLite the nonce's own transaction runs at synchronous=NORMAL (1: no fsync at its
+    commit); every connection the pool hands out afterwards is at FULL (2) again."""
+    engine = _sqlite_nonce_engine(tmp_path)
+    seen = []
+
+    def at_statement(conn, _cursor, statement, _params, _context, _many):
+        if "used_nonces" in statement:
+            seen.append(_synchronous(conn.connection.dbapi_connection))
+    event.listen(engine, "before_cursor_execute", at_statement)
+    try:
+        assert SqlNonceStore(engine).use("dev_sync", "s" * 24, 600, utcnow()) is True
+        with engine.connect() as conn:            # the pool's connection the nonce used
+            assert _synchronous(conn.connection.dbapi_connection) == 2
+            conn.exec_driver_sql("SELECT count(*) FROM used_nonces")
+        assert seen == [1, 2]                     # the nonce's INSERT at NORMAL, a request's statement at FULL
+    finally:
+        event.remove(engine, "before_cursor_execute", at_statement)
+
+
+def test_sqlite_nonce_store_restores_full_sync_when_its_statement_fails(tmp_path):
+    from sqlalchemy.exc import OperationalError
+    engine = _sqlite_nonce_engine(tmp_path)
+    store = SqlNonceStore(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE used_nonces")
+    with pytest.raises(OperationalError):
+        store.use("dev_sync", "t" * 24, 600, utcnow())
+    with engine.connect() as conn:
+        assert _synchronous(conn.connection.dbapi_connection) == 2
+
+
 def _process_env(database_url: str, redis_url: str | None, tmp_path: Path) -> dict:
     env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
            "LOG_JSON": "0", "BITCOIND_RPC_URL": "http://127.0.0.1:9",
