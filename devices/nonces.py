@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.base import Base, UTCDateTime
+from store.session import unsynced
 
 
 class UsedNonce(Base):
@@ -75,11 +76,11 @@ class SqlNonceStore(NonceStore):
     of this call's CPU). It still runs through Connection.exec_driver_sql, so engine
     events (statement counters) see it.
 
-    On SQLite the nonce's commit does not fsync (`PRAGMA synchronous=NORMAL` on that
-    connection for that one transaction, FULL again before the connection goes back to the
-    pool, also when the statement fails): in WAL mode it survives a crash of the process,
-    and the next FULL commit of any connection — at the latest the request's own write,
-    right after — syncs the WAL file with the nonce's frames in it. So the nonce of a
+    On SQLite the nonce's commit does not fsync (`store.session.unsynced`: synchronous=NORMAL
+    for that one transaction, FULL again before the connection goes back to the pool, also
+    when the statement fails): in WAL mode it survives a crash of the process, and the next
+    FULL commit of any connection — at the latest the request's own write, right after —
+    syncs the WAL file with the nonce's frames in it. So the nonce of a
     request that changed anything is as durable as that change; only a read's nonce can be
     lost, by a power loss before the next write (the Redis store keeps nothing on disk at
     all). It was one of the two fsyncs of every signed write and the only one of a read,
@@ -92,7 +93,6 @@ class SqlNonceStore(NonceStore):
         self._sql = compiled.string
         self._positional = compiled.positiontup      # names in order (qmark, numeric), else None
         self._stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-        self._sqlite = dialect.name == "sqlite"
 
     def use(self, device_id, nonce, ttl, now):
         stamp = self._stamp
@@ -100,18 +100,9 @@ class SqlNonceStore(NonceStore):
                   "now": stamp(now)}
         if self._positional is not None:
             params = tuple(params[name] for name in self._positional)
-        with self._engine.connect() as conn:
-            if not self._sqlite:
-                changed = conn.exec_driver_sql(self._sql, params).rowcount
-                conn.commit()
-                return changed == 1
-            raw = conn.connection.dbapi_connection
-            raw.execute("PRAGMA synchronous=NORMAL")
-            try:
-                changed = conn.exec_driver_sql(self._sql, params).rowcount
-                conn.commit()
-            finally:
-                raw.execute("PRAGMA synchronous=FULL")
+        with self._engine.connect() as conn, unsynced(conn):
+            changed = conn.exec_driver_sql(self._sql, params).rowcount
+            conn.commit()
         return changed == 1
 
     def ping(self):

@@ -114,6 +114,55 @@ def test_sqlite_nonce_store_restores_full_sync_when_its_statement_fails(tmp_path
         assert _synchronous(conn.connection.dbapi_connection) == 2
 
 
+def test_on_sqlite_acks_commit_unsynced_and_everything_else_at_full_sync(tmp_path, app_factory):
+    """The deletion of an acknowledged message (DELETE and the batched POST) runs at
+    synchronous=NORMAL; the message's INSERT and the device's registration at FULL; after
+    every request the connections are at FULL again."""
+    from app.extensions import db
+    from client.messaging import MessagingClient
+    from tests.conftest import make_settings
+    from tests.dbutil import upgrade
+    from tests.messaging_kit import befriend, key_upload
+    url = f"sqlite:///{tmp_path / 'acks.db'}"
+    upgrade(url)
+    app = app_factory(make_settings(url, None, f"sqla+sqlite:///{tmp_path / 'broker.db'}"))
+    with app.app_context():
+        engine = db.engine
+    seen: list[tuple[str, int]] = []
+
+    def at_statement(conn, _cursor, statement, _params, _context, _many):
+        verb = statement.split()[0].upper()
+        if verb in ("INSERT", "DELETE") and "used_nonces" not in statement:
+            seen.append((f"{verb} {statement.split()[2]}", _synchronous(conn.connection.dbapi_connection)))
+    event.listen(engine, "before_cursor_execute", at_statement)
+    try:
+        alice = MessagingClient("http://localhost", DeviceKey.generate(), transport=flask_transport(app))
+        bob = MessagingClient("http://localhost", DeviceKey.generate(), transport=flask_transport(app))
+        alice.register(), bob.register()
+        alice.upload_keys(key_upload(1)[0])
+        befriend(alice, bob)
+        envelope = {"to": alice.device_id, "ciphertext": "aGk="}
+        seen.clear()
+        bob.send_envelopes([envelope])
+        first = alice.fetch_messages(100)["messages"]
+        alice.ack(first[0]["guid"])
+        bob.send_envelopes([envelope, envelope])
+        assert alice.ack_many([m["guid"] for m in alice.fetch_messages(100)["messages"]]) == 2
+        assert alice.fetch_messages(100)["messages"] == []
+        messages = [entry for entry in seen if "messaging_messages" in entry[0]]
+        assert messages == [("INSERT messaging_messages", 2), ("DELETE messaging_messages", 1),
+                            ("INSERT messaging_messages", 2), ("DELETE messaging_messages", 1)]
+        assert {sync for what, sync in seen if what.startswith("INSERT")} == {2}
+        pooled = [engine.connect() for _ in range(3)]
+        try:
+            assert [_synchronous(c.connection.dbapi_connection) for c in pooled] == [2, 2, 2]
+        finally:
+            for c in pooled:
+                c.close()
+    finally:
+        event.remove(engine, "before_cursor_execute", at_statement)
+
+
 def _process_env(database_url: str, redis_url: str | None, tmp_path: Path) -> dict:
     env = {**os.environ, "CUSTOS_ENV": "test", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
            "LOG_JSON": "0", "BITCOIND_RPC_URL": "http://127.0.0.1:9",
