@@ -114,3 +114,72 @@ def test_in_memory_databases_do_not_queue():
         conn.commit()
     finally:
         conn.close()
+
+
+def _hold_lock(path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _waiters() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sqlite-writer-wait"]
+
+
+def _until(condition, seconds: float = 10.0) -> bool:
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def test_a_long_wait_blocks_in_a_helper_thread_until_the_holder_lets_go(tmp_path):
+    """Past the short poll the writer blocks in flock (a helper thread), and goes ahead
+    the moment the holder releases: its write commits, in order, and nothing is left
+    waiting or holding the lock."""
+    engine = _engine(tmp_path)
+    lock = f"{tmp_path / 'q.db'}-writer.lock"
+    holder = _hold_lock(lock)
+    done = threading.Event()
+
+    def writer():
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (n, who) VALUES (1, 'waited')"))
+        done.set()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert _until(lambda: len(_waiters()) == 1)          # blocked in the helper, not polling
+        assert not done.is_set()
+    finally:
+        os.close(holder)                                     # the holder lets go
+    thread.join(10)
+    assert done.is_set()
+    assert _until(lambda: not _waiters())
+    assert _lock_is_free(lock)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["waited"]
+    engine.dispose()
+
+
+def test_a_writer_that_gives_up_on_the_queue_still_commits_and_its_helper_lets_go(tmp_path, monkeypatch):
+    """After WRITER_WAIT the write goes ahead on SQLite's own lock (the holder here holds
+    only the file lock); the abandoned helper releases the file lock as soon as it gets it."""
+    monkeypatch.setattr(store_session, "WRITER_WAIT", 0.2)
+    engine = _engine(tmp_path)
+    lock = f"{tmp_path / 'q.db'}-writer.lock"
+    holder = _hold_lock(lock)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (n, who) VALUES (1, 'without the queue')"))
+        assert len(_waiters()) == 1                          # still blocked in flock, abandoned
+    finally:
+        os.close(holder)
+    assert _until(lambda: not _waiters())
+    assert _lock_is_free(lock)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["without the queue"]
+    engine.dispose()
