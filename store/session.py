@@ -50,6 +50,7 @@ def _held_here() -> set:
     return held
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "BEGIN")
 
+
 def _poll_for_lock(fd: int) -> bool:
     """Try `fd`'s exclusive flock without blocking for about WRITER_POLL[2] seconds, with
     short pauses: most write transactions (a message, an ack) hold the lock for well under
