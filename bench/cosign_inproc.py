@@ -146,6 +146,7 @@ def run_statements(args) -> int:
     bench = InProcess(root, args.spends)
     counter = StatementCounter()
     counter.watch_writer_lock()
+    sqlite = bench.backend == "SQLite"
     try:
         counts, locked, cpu, wall, last = [], [], [], [], []
         for i in range(args.spends):
@@ -156,21 +157,20 @@ def run_statements(args) -> int:
             if i >= 2:
                 counts.append(len(counter.statements))
                 locked.append(sum(1 for s in counter.statements if s.startswith("*")))
-                cpu.append(1000 * (counter.held_cpu if bench.backend == "SQLite" else c1 - c0))
-                wall.append(1000 * (counter.held_wall if bench.backend == "SQLite" else w1 - w0))
+                cpu.append(1000 * (counter.held_cpu if sqlite else c1 - c0))
+                wall.append(1000 * (counter.held_wall if sqlite else w1 - w0))
             last = counter.statements
+        timed = "writer_lock" if sqlite else "submit"      # what cpu/wall measured
         out = {"backend": bench.backend, "statements_per_submit": statistics.median(counts),
-               "statements_under_writer_lock": statistics.median(locked),
-               "writer_lock_cpu_ms": statistics.median(cpu), "writer_lock_wall_ms": statistics.median(wall)}
-        if bench.backend != "SQLite":
-            out = {"backend": bench.backend, "statements_per_submit": out["statements_per_submit"],
-                   "submit_cpu_ms": out["writer_lock_cpu_ms"], "submit_wall_ms": out["writer_lock_wall_ms"]}
+               f"{timed}_cpu_ms": statistics.median(cpu), f"{timed}_wall_ms": statistics.median(wall)}
+        if sqlite:
+            out["statements_under_writer_lock"] = statistics.median(locked)
         if args.json:
             print(json.dumps(out))
             return 0
         head = (f"submit in process ({root.name}, 1 input, {bench.backend}): {out['statements_per_submit']:g} SQL "
                 f"statements per submit (min {min(counts)}, max {max(counts)})")
-        if bench.backend == "SQLite":
+        if sqlite:
             print(f"{head}, {out['statements_under_writer_lock']:g} of them under the writers' lock, held "
                   f"{out['writer_lock_cpu_ms']:.2f} ms CPU / {out['writer_lock_wall_ms']:.2f} ms wall per submit "
                   f"(medians); the last submit's (* = under the lock):")

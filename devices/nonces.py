@@ -76,15 +76,12 @@ class SqlNonceStore(NonceStore):
     of this call's CPU). It still runs through Connection.exec_driver_sql, so engine
     events (statement counters) see it.
 
-    On SQLite the nonce's commit does not fsync (`store.session.unsynced`: synchronous=NORMAL
-    for that one transaction, FULL again before the connection goes back to the pool, also
-    when the statement fails): in WAL mode it survives a crash of the process, and the next
-    FULL commit of any connection — at the latest the request's own write, right after —
-    syncs the WAL file with the nonce's frames in it. So the nonce of a
-    request that changed anything is as durable as that change; only a read's nonce can be
-    lost, by a power loss before the next write (the Redis store keeps nothing on disk at
-    all). It was one of the two fsyncs of every signed write and the only one of a read,
-    each held under SQLite's single writer lock (issue #19)."""
+    On SQLite the nonce's commit does not fsync (`store.session.unsynced`): the request's
+    own write, right after, syncs the WAL with the nonce in it, so the nonce of a request
+    that changed anything is as durable as that change; only a read's nonce can be lost,
+    by a power loss before the next write (the Redis store keeps nothing on disk at all).
+    It had been one of the two fsyncs of every signed write and the only one of a read,
+    each under SQLite's single writer lock (issue #19)."""
 
     def __init__(self, bind):
         self._engine: Engine = bind if isinstance(bind, Engine) else bind.kw["bind"]

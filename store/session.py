@@ -101,7 +101,6 @@ def _wait_for_lock(fd: int, timeout: float) -> bool:
     return False
 
 
-
 class _Cursor(sqlite3.Cursor):
     def _queued(self, run, sql, args):
         conn = self.connection
@@ -193,7 +192,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=FULL")   # every commit fsyncs (devices.nonces relaxes only its own)
+    cur.execute("PRAGMA synchronous=FULL")   # every commit fsyncs, except inside `unsynced`
     cur.close()
 
 
@@ -226,7 +225,8 @@ def unsynced(conn):
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
-    """WAL, busy timeout and foreign keys on every new SQLite connection. Idempotent."""
+    """WAL, busy timeout, foreign keys and synchronous=FULL on every new SQLite connection.
+    Idempotent."""
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
         event.listen(engine, "connect", _sqlite_pragmas)
 
