@@ -23,18 +23,46 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import Integer, bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from chain import scripts as script_index
-from chain import sql
-from chain.model import AccountTx, Coin, MempoolTx
+from chain.model import GAP_LIMIT, AccountTx, Coin, MempoolTx, ScriptBranch, WatchedScript
 
 
 class Declined(Exception):
     """Roll the savepoint back: the general applier indexes this transaction."""
+
+
+# The statements of one recorded spend, built once (table-level: no ORM unit of work, and
+# SQLAlchemy reuses their compiled form; only the parameters change per cosign).
+_SCRIPTS, _COINS, _BRANCHES = WatchedScript.__table__, Coin.__table__, ScriptBranch.__table__
+_MATCH = (select(_SCRIPTS.c.script, _SCRIPTS.c.account_id, _SCRIPTS.c.branch, _SCRIPTS.c.index)
+          .where(_SCRIPTS.c.script.in_(bindparam("scripts", expanding=True))))
+_SPEND_COINS = (update(_COINS)
+                .where(tuple_(_COINS.c.txid, _COINS.c.vout).in_(bindparam("outpoints", expanding=True)),
+                       _COINS.c.account_id == bindparam("account"), _COINS.c.spent_by_txid.is_(None))
+                .values(spent_by_txid=bindparam("spender"), spent_height=None, spent_block_hash=None))
+_MARK_USED = (update(_SCRIPTS).where(_SCRIPTS.c.script.in_(bindparam("scripts", expanding=True)),
+                                     _SCRIPTS.c.used.is_(False)).values(used=True))
+_TOP = bindparam("top", type_=Integer)
+_RAISE_HIGHEST = (update(_BRANCHES)      # takes the branch row's lock (PostgreSQL) and says what to refill
+                  .where(_BRANCHES.c.account_id == bindparam("account"), _BRANCHES.c.branch == bindparam("which"))
+                  .values(highest_used=case((_BRANCHES.c.highest_used.is_(None), _TOP),
+                                            (_BRANCHES.c.highest_used < _TOP, _TOP),
+                                            else_=_BRANCHES.c.highest_used))
+                  .returning(_BRANCHES.c.descriptor, _BRANCHES.c.ranged, _BRANCHES.c.derived_to,
+                             _BRANCHES.c.highest_used, _BRANCHES.c.next_index))
+_DERIVED_TO = (update(_BRANCHES)
+               .where(_BRANCHES.c.account_id == bindparam("account"), _BRANCHES.c.branch == bindparam("which"))
+               .values(derived_to=bindparam("upto", type_=Integer)))
+_INSERT_IGNORE = {name: {model: dialect.insert(model.__table__).on_conflict_do_nothing()
+                         for model in (Coin, WatchedScript, MempoolTx)}
+                  for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_INSERT_TX = {name: dialect.insert(AccountTx.__table__).on_conflict_do_nothing().returning(AccountTx.id)
+              for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
 
 def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[tuple[str, int, int]],
@@ -45,40 +73,61 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
     Not idempotent by itself: a second call for the same transaction declines."""
     if not inputs:
         raise Declined()
-    watched = sql.match_scripts(session, [script for _, script, _ in outputs])
+    conn = session.connection()
+    dialect = conn.dialect.name
+    watched = {bytes(spk): (acct, branch, index) for spk, acct, branch, index
+               in conn.execute(_MATCH, {"scripts": sorted({script for _, script, _ in outputs})})}
     if any(hit[0] != account_id for hit in watched.values()):
         raise Declined()
-    conn = session.connection()
-    spent = conn.execute(
-        update(Coin.__table__)
-        .where(or_(*[and_(Coin.txid == t, Coin.vout == v) for t, v, _ in inputs]),
-               Coin.account_id == account_id, Coin.spent_by_txid.is_(None))
-        .values(spent_by_txid=txid, spent_height=None, spent_block_hash=None))
+    spent = conn.execute(_SPEND_COINS, {"outpoints": [(t, v) for t, v, _ in inputs], "account": account_id,
+                                        "spender": txid})
     if spent.rowcount != len(inputs):
         raise Declined()
     for t, v, _ in inputs:          # a Coin the session loaded earlier is read afresh when used
-        loaded = session.identity_map.get(identity_key(Coin, (t, v)))
-        if loaded is not None:
-            session.expire(loaded)
+        _expire(session, Coin, (t, v))
     sent = sum(amount for _, _, amount in inputs)
     ours = [(vout, script, value) for vout, script, value in outputs if script in watched]
-    sql.insert_ignore(session, Coin, [
-        dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
-             branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
-             block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
-             spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
-        for vout, script, value in ours])
+    if ours:
+        conn.execute(_INSERT_IGNORE[dialect][Coin], [
+            dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
+                 branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
+                 block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
+                 spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
+            for vout, script, value in ours])
     received = sum(value for _, _, value in ours)
-    dialect = postgresql if sql.is_postgres(session) else sqlite      # RETURNING: was the row new?
-    row = conn.execute(dialect.insert(AccountTx.__table__).on_conflict_do_nothing().returning(AccountTx.id), dict(
+    row = conn.execute(_INSERT_TX[dialect], dict(       # RETURNING: was the row new?
         account_id=account_id, txid=txid, state="mempool", first_seen=now, updated_at=now, replaced_by=None,
         block_height=None, block_hash=None, block_pos=None, block_time=None, received_sat=received,
         sent_sat=sent, net_sat=received - sent, fee_sat=sent - sum(value for _, _, value in outputs)))
     if row.first() is None:        # the account has a row for it already
         raise Declined()
-    used: dict[tuple[str, int], int] = {}
+    if ours:
+        _mark_used(session, conn, dialect, account_id, ours, watched)
+    conn.execute(_INSERT_IGNORE[dialect][MempoolTx], [dict(txid=txid, relevant=True, seen_at=now)])
+
+
+def _mark_used(session: Session, conn, dialect: str, account_id: str, ours, watched) -> None:
+    """chain.scripts.mark_used for one account's outputs: the scripts marked used, each
+    branch's highest_used raised in the statement that locks its row, and the refill
+    (GAP_LIMIT unused scripts ahead) derived and written only when it moved."""
+    conn.execute(_MARK_USED, {"scripts": sorted({script for _, script, _ in ours})})
+    tops: dict[int, int] = {}
     for _, script, _ in ours:
         _, branch, index = watched[script]
-        used[(account_id, branch)] = max(used.get((account_id, branch), -1), index)
-    script_index.mark_used(session, used, [script for _, script, _ in ours])
-    sql.insert_ignore(session, MempoolTx, [dict(txid=txid, relevant=True, seen_at=now)])
+        tops[branch] = max(tops.get(branch, -1), index)
+    for branch in sorted(tops):     # one lock order for every caller
+        _expire(session, ScriptBranch, (account_id, branch))
+        descriptor, ranged, derived_to, highest, next_index = conn.execute(
+            _RAISE_HIGHEST, {"account": account_id, "which": branch, "top": tops[branch]}).one()
+        upto = max(highest, next_index - 1) + GAP_LIMIT
+        if not ranged or upto <= derived_to:
+            continue
+        conn.execute(_INSERT_IGNORE[dialect][WatchedScript],
+                     script_index.derivations(account_id, branch, descriptor, derived_to, upto))
+        conn.execute(_DERIVED_TO, {"account": account_id, "which": branch, "upto": upto})
+
+
+def _expire(session: Session, model, key) -> None:
+    loaded = session.identity_map.get(identity_key(model, key))
+    if loaded is not None:
+        session.expire(loaded)

@@ -93,11 +93,16 @@ def _derivations(row: ScriptBranch, upto: int) -> list[dict]:
     """Rows for scripts (row.derived_to, upto] (not written); moves row.derived_to."""
     if not row.ranged or upto <= row.derived_to:
         return []
-    derive = script_deriver(row.descriptor)
-    out = [dict(script=derive(i), account_id=row.account_id, branch=row.branch, index=i, used=False)
-           for i in range(row.derived_to + 1, upto + 1)]
+    out = derivations(row.account_id, row.branch, row.descriptor, row.derived_to, upto)
     row.derived_to = upto
     return out
+
+
+def derivations(account_id: str, branch: int, descriptor: str, derived_to: int, upto: int) -> list[dict]:
+    """Rows (not written) for the scripts of a ranged branch at indexes (derived_to, upto]."""
+    derive = script_deriver(descriptor)
+    return [dict(script=derive(i), account_id=account_id, branch=branch, index=i, used=False)
+            for i in range(derived_to + 1, upto + 1)]
 
 
 def take_index(session: Session, account_id: str, branch: int = 1) -> tuple[int, bytes]:
