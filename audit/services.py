@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from audit.chain import GENESIS_HASH, ChainReport, Entry, check_details, entry_hash, verify_entries
@@ -14,6 +14,10 @@ from audit.model import AuditEvent
 # Serializes appenders on PostgreSQL for the rest of their transaction. The unique
 # prev_hash is the backstop: a fork cannot commit.
 _PG_LOCK_ID = 0x0A0D17
+# built once, table-level (every audited change appends a row: no ORM unit of work for it)
+_EVENTS = AuditEvent.__table__
+_TAIL = select(_EVENTS.c.seq, _EVENTS.c.hash).order_by(_EVENTS.c.seq.desc()).limit(1)
+_APPEND = insert(_EVENTS)
 
 
 def _lock_tail(session: Session) -> None:
@@ -42,20 +46,18 @@ def _holds_writer_queue(session: Session) -> bool:
 
 
 def record(session: Session, *, actor: str, action: str, subject: str,
-           details: dict | None = None, now: dt.datetime) -> AuditEvent:
-    """Append one event. Raises AuditDetailsError if details name a secret.
-    Not idempotent: each call appends a row."""
+           details: dict | None = None, now: dt.datetime) -> int:
+    """Append one event in the caller's transaction; returns its seq. Raises
+    AuditDetailsError if details name a secret. Not idempotent: each call appends a row."""
     details = check_details(dict(details or {}))
     _lock_tail(session)
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    conn = session.connection()
+    last = conn.execute(_TAIL).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-    event = AuditEvent(seq=seq, at=now, actor=actor, action=action, subject=subject,
-                       details=details, prev_hash=prev,
-                       hash=entry_hash(seq, now, actor, action, subject, details, prev))
-    session.add(event)
-    session.flush()
-    return event
+    conn.execute(_APPEND, {"seq": seq, "at": now, "actor": actor, "action": action, "subject": subject,
+                           "details": details, "prev_hash": prev,
+                           "hash": entry_hash(seq, now, actor, action, subject, details, prev)})
+    return seq
 
 
 def verify(session: Session, batch: int = 1000) -> ChainReport:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from chain import sql
@@ -71,6 +71,22 @@ def spendable(session: Session, account_id: str, now: dt.datetime, *, include_ow
     if for_update:
         stmt = stmt.with_for_update(skip_locked=sql.is_postgres(session))
     return list(session.scalars(stmt))
+
+
+_COINS = Coin.__table__
+_BY_OUTPOINT = select(_COINS).where(tuple_(_COINS.c.txid, _COINS.c.vout).in_(bindparam("outpoints", expanding=True)))
+READ_CHUNK = 400      # outpoints per statement (2 bound parameters each)
+
+
+def read(session: Session, outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], object]:
+    """The index's coins among `outpoints` (any state) as read-only rows (the Coin
+    columns as attributes; changing them changes nothing), in one statement per
+    READ_CHUNK outpoints. Pending ORM changes are not flushed first: for reads before a
+    transaction writes (inspection)."""
+    wanted = sorted({(t, int(v)) for t, v in outpoints})
+    conn = session.connection()
+    return {(row.txid, row.vout): row for i in range(0, len(wanted), READ_CHUNK)
+            for row in conn.execute(_BY_OUTPOINT, {"outpoints": wanted[i:i + READ_CHUNK]})}
 
 
 def lookup(session: Session, outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], Coin]:

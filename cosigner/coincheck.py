@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cosigner import reservations
+from chain import coins as chain_coins
 from cosigner.errors import PsbtRejected
 
 
@@ -26,7 +26,7 @@ def check_inputs(session: Session, account_id: str, psbt, *, replacing: str | No
     unconfirmed transaction). `check_spent=False` leaves spentness to the caller (the
     gate asks the node)."""
     outpoints = [(scope.vin.txid.hex(), scope.vin.vout) for scope in psbt.inputs]
-    coins = reservations.lookup(session, outpoints)
+    coins = chain_coins.read(session, outpoints)
     for n, (outpoint, scope) in enumerate(zip(outpoints, psbt.inputs)):
         coin = coins.get(outpoint)
         if coin is None or coin.account_id != account_id:

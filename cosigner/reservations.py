@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session, scoped_session
 
 from chain import coins as chain_coins
@@ -107,20 +107,32 @@ def lock(session: Session, outpoints, now: dt.datetime, *, spent_by: str | None 
     return {(t, v) for t, v in session.execute(stmt)}
 
 
+_COINS = Coin.__table__
+# reserve()'s one statement, built once: unspent (or spent only by the unconfirmed
+# `spent_by`; NULL matches nothing) and free (or already held by one of `mine`)
+_RESERVE = (update(_COINS)
+            .where(tuple_(_COINS.c.txid, _COINS.c.vout).in_(bindparam("outpoints", expanding=True)),
+                   or_(_COINS.c.spent_by_txid.is_(None),
+                       and_(_COINS.c.spent_by_txid == bindparam("spent_by"), _COINS.c.spent_height.is_(None))),
+                   or_(_COINS.c.reserved_by.is_(None), _COINS.c.reserved_until.is_(None),
+                       _COINS.c.reserved_until <= bindparam("now"),
+                       _COINS.c.reserved_by.in_(bindparam("mine", expanding=True))))
+            .values(reserved_by=bindparam("holder"), reserved_until=bindparam("until")))
+
+
 def reserve(session: Session, outpoints, spend_id: str, until: dt.datetime, now: dt.datetime, *,
             spent_by: str | None = None, taking_from: str | None = None) -> None:
     """Reserve every outpoint for `spend_id` until `until` (re-reserving its own is
     fine; `taking_from` names a spend whose reservation may be taken over, e.g. the
     spend an RBF replacement replaces). All or nothing: raises CoinsTaken (and changes
     nothing the caller keeps, since it rolls back) when one is spent or held by another
-    spend."""
+    spend. One statement; Coin rows the session loaded are not refreshed by it."""
     ops = _ops(outpoints)
     if not ops:
         return
-    mine = Coin.reserved_by.in_([spend_id] + ([taking_from] if taking_from else []))
-    result = session.execute(
-        update(Coin).where(tuple_(Coin.txid, Coin.vout).in_(ops), _unspent(spent_by), or_(free_at(now), mine))
-        .values(reserved_by=spend_id, reserved_until=until).execution_options(synchronize_session=False))
+    result = session.connection().execute(_RESERVE, {
+        "outpoints": ops, "spent_by": spent_by, "now": now, "holder": spend_id, "until": until,
+        "mine": [spend_id] + ([taking_from] if taking_from else [])})
     if result.rowcount != len(ops):
         raise CoinsTaken("a coin of this spend was spent or is held by another spend",
                          details={"spend_id": spend_id})

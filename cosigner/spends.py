@@ -26,7 +26,7 @@ from cosigner.vsize import rate_to_kvb
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
 from cosigner.errors import InvalidDescriptor, SpendNotFound, SpendStateError, WatchOnly
-from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend, SpendApproval
+from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, CosignerKey, Spend, SpendApproval
 from cosigner.psbt import inspect, parse
 from workers.jobs import schedule
 
@@ -129,14 +129,28 @@ def _output(o) -> dict:
 
 
 def get_owned(session: Session, spend_id: str, device_id: str, *, lock: bool = False) -> tuple[Spend, Account]:
-    stmt = select(Spend).where(Spend.id == spend_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    spend = session.scalar(stmt) if isinstance(spend_id, str) and len(spend_id) <= 40 else None
-    account = session.get(Account, spend.account_id) if spend else None
-    if spend is None or account is None or account.owner_device_id != device_id:
+    """The spend and its account, in one query, if `device_id` owns the account;
+    SpendNotFound otherwise (no existence leak). `lock`: the spend's row (FOR UPDATE; not
+    the account's)."""
+    return _owned(session, spend_id, device_id, lock=lock)[:2]
+
+
+def _owned(session: Session, spend_id: str, device_id: str, *, lock: bool = False,
+           with_key: bool = False) -> tuple:
+    """(spend, account) or, `with_key`, (spend, account, the account's CosignerKey row)
+    from one query. A caller that holds the key row keeps it in the session's identity
+    map (which holds rows weakly), so inspection's `session.get` of it sends nothing."""
+    if not isinstance(spend_id, str) or len(spend_id) > 40:
         raise SpendNotFound("no such spend")
-    return spend, account
+    stmt = select(Spend, Account).join(Account, Account.id == Spend.account_id).where(Spend.id == spend_id)
+    if with_key:
+        stmt = stmt.add_columns(CosignerKey).outerjoin(CosignerKey, CosignerKey.id == Account.server_key_id)
+    if lock:
+        stmt = stmt.with_for_update(of=Spend.__table__)
+    row = session.execute(stmt).first()
+    if row is None or row[1].owner_device_id != device_id:
+        raise SpendNotFound("no such spend")
+    return tuple(row)
 
 
 def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str, psbt_b64: str,
@@ -152,7 +166,7 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     again, the inputs re-reserved strictly, and the gate decides with the state of now
     (re-inspecting unless the preparation still fits)."""
     digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
-    seen, owner = get_owned(session, spend_id, device_id)               # no lock yet
+    seen, owner, _key = _owned(session, spend_id, device_id, with_key=True)   # no lock yet; _key: held
     prepared = None
     if seen.state in OPEN_STATES:
         prepared = gate.prepare(session, ctx, seen, owner, psbt_b64)
