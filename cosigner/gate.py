@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from embit.bip32 import HDKey
 from embit.descriptor.arguments import Key as DescriptorKey, KeyOrigin
 from embit.transaction import SIGHASH
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
@@ -54,6 +54,9 @@ from verification import services as verification
 from workers.jobs import schedule
 
 APPROVAL_TTL = dt.timedelta(hours=24)
+# read afresh under the account's lock (built once: every decision runs it)
+_LOCK_SPEND = (select(Spend).where(Spend.id == bindparam("spend")).with_for_update()
+               .execution_options(populate_existing=True))
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,7 @@ def lock_spend(session: Session, spend_id: str, *, account_id: str | None = None
     if account_id is None:
         raise SpendNotFound("no such spend")
     account = policy_service.lock_account(session, account_id)
-    spend = session.scalar(select(Spend).where(Spend.id == spend_id).with_for_update()
-                           .execution_options(populate_existing=True))
+    spend = session.scalar(_LOCK_SPEND, {"spend": spend_id})
     if spend is None or account is None:
         raise SpendNotFound("no such spend")
     return spend, account

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from audit import services as audit
@@ -29,19 +29,23 @@ class PolicyChangeNotFound(CosignerError):
     code = "policy_change_not_found"
 
 
+# built once (every gate decision runs both): only the parameter changes per call
+_LOCK_ACCOUNT = (update(Account).where(Account.id == bindparam("account")).values(id=Account.id).returning(Account)
+                 .execution_options(populate_existing=True, synchronize_session=False))
+_CURRENT = (select(AccountPolicy).where(AccountPolicy.account_id == bindparam("account"))
+            .order_by(AccountPolicy.version.desc()).limit(1))
+
+
 def lock_account(session: Session, account_id: str) -> Account | None:
     """Serialize policy decisions and changes on one account until the transaction ends.
     Returns the account row as it is now, under the lock (one UPDATE … RETURNING; an
     instance the session loaded earlier is refreshed), or None when there is none."""
-    return session.execute(update(Account).where(Account.id == account_id).values(id=Account.id)
-                           .returning(Account).execution_options(populate_existing=True,
-                                                                 synchronize_session=False)).scalar_one_or_none()
+    return session.execute(_LOCK_ACCOUNT, {"account": account_id}).scalar_one_or_none()
 
 
 def current(session: Session, account_id: str) -> engine.Policy:
     """The rules in force (defaults: no limits; hard fee caps always apply elsewhere)."""
-    row = session.scalar(select(AccountPolicy).where(AccountPolicy.account_id == account_id)
-                         .order_by(AccountPolicy.version.desc()).limit(1))
+    row = session.scalar(_CURRENT, {"account": account_id})
     return engine.from_dict(row.rules, row.version) if row else engine.Policy()
 
 

@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from audit import services as audit
@@ -42,10 +42,14 @@ from recovery.sweep import destination_owned as _recovery_destination_owned, swe
 def sweeping(session: Session, account_id: str) -> InheritanceClaim | None:
     """The account's released, proven claim (inheritance-sweep mode), or None (one query
     per gate decision: cosigner.hooks.memoized)."""
-    return hooks.memoized(session, ("inheritance.sweeping", account_id), lambda: session.scalar(
-        select(InheritanceClaim).where(InheritanceClaim.account_id == account_id, InheritanceClaim.state == "released",
-                                       InheritanceClaim.proven_at.is_not(None))
-        .order_by(InheritanceClaim.proven_at).limit(1)))
+    return hooks.memoized(session, ("inheritance.sweeping", account_id),
+                          lambda: session.scalar(_SWEEPING, {"account": account_id}))
+
+
+_SWEEPING = (select(InheritanceClaim)       # built once: every gate decision asks
+             .where(InheritanceClaim.account_id == bindparam("account"), InheritanceClaim.state == "released",
+                    InheritanceClaim.proven_at.is_not(None))
+             .order_by(InheritanceClaim.proven_at).limit(1))
 
 
 def destination_owned(session: Session, claim: InheritanceClaim, script_hex: str, network: str) -> bool:
