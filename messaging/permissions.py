@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
+from devices.model import Device
 from messaging.model import Contact
 from store.base import utcnow
 
@@ -27,6 +28,13 @@ _RULES: list[Rule] = []
 _CONTACTS = Contact.__table__
 _ARE_CONTACTS = select(_CONTACTS.c.id).where(_CONTACTS.c.device_a == bindparam("lo"),
                                              _CONTACTS.c.device_b == bindparam("hi")).limit(1)
+_DEVICES = Device.__table__
+# each active device among :ids, and whether it is a contact of :sender (pairs are stored
+# sorted, so the sender is on either side); built once
+_ACTIVE_AND_CONTACT = select(_DEVICES.c.id, exists().where(or_(
+    and_(_CONTACTS.c.device_a == bindparam("sender"), _CONTACTS.c.device_b == _DEVICES.c.id),
+    and_(_CONTACTS.c.device_a == _DEVICES.c.id, _CONTACTS.c.device_b == bindparam("sender"))))).where(
+    _DEVICES.c.id.in_(bindparam("ids", expanding=True)), _DEVICES.c.revoked_at.is_(None))
 
 
 def register_rule(rule: Rule) -> Rule:
@@ -44,6 +52,17 @@ def unregister_rule(rule: Rule) -> None:
 def are_contacts(session: Session, a: str, b: str) -> bool:
     lo, hi = sorted((a, b))
     return session.scalar(_ARE_CONTACTS, {"lo": lo, "hi": hi}) is not None
+
+
+def reachable(session: Session, sender: str, recipients: list[str], now: dt.datetime) -> dict[str, bool]:
+    """{recipient: may `sender` message it} for the active devices among `recipients`
+    (a revoked or unknown one is absent). One statement finds them and which are
+    contacts; the registered rules are asked only for the others (as `may_message`)."""
+    out = {}
+    for device_id, contact in session.execute(_ACTIVE_AND_CONTACT, {"sender": sender, "ids": list(recipients)}):
+        out[device_id] = device_id != sender and (
+            bool(contact) or any(rule(session, sender, device_id, now) for rule in list(_RULES)))
+    return out
 
 
 def may_message(session: Session, sender: str, recipient: str, now: dt.datetime | None = None) -> bool:

@@ -15,22 +15,19 @@ from dataclasses import dataclass
 from sqlalchemy import Integer, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from devices.model import Device
 from messaging.encoding import b64decode
 from messaging.errors import InvalidEnvelope, InvalidRequest, NotPermitted, RecipientNotFound, TooLarge
 from messaging.limits import (MAX_ACK, MAX_ENVELOPES_PER_REQUEST, MAX_FETCH, MAX_GUID, MAX_MESSAGE_BYTES,
                              MAX_MESSAGE_TYPE)
 from messaging.model import Message
 from messaging.notify import SYNC, notify
-from messaging.permissions import may_message
+from messaging.permissions import reachable
 
 DEFAULT_TYPE = 1
 
 # Hot statements, built once: per request only the parameters change (SQLAlchemy then
 # reuses the compiled form). Table-level (Core) so no ORM unit of work runs for a message.
 _MESSAGES = Message.__table__
-_ACTIVE_DEVICES = select(Device.__table__.c.id).where(
-    Device.__table__.c.id.in_(bindparam("ids", expanding=True)), Device.__table__.c.revoked_at.is_(None))
 _INSERT_MESSAGES = insert(_MESSAGES)
 _QUEUE = (select(_MESSAGES.c.guid, _MESSAGES.c.sender_id, _MESSAGES.c.type, _MESSAGES.c.ciphertext,
                  _MESSAGES.c.server_timestamp)
@@ -104,11 +101,11 @@ def send(session: Session, sender_id: str, envelopes: list[Envelope], *, now: dt
     guid, recipient and server_timestamp of each, in order. Not idempotent: each call
     queues new messages."""
     recipients = sorted({e.to for e in envelopes})
-    active = set(session.scalars(_ACTIVE_DEVICES, {"ids": recipients}))
+    allowed = reachable(session, sender_id, recipients, now)
     for to in recipients:
-        if to not in active:
+        if to not in allowed:
             raise RecipientNotFound("no active device with this id", code="unknown_recipient")
-        if not may_message(session, sender_id, to, now):
+        if not allowed[to]:
             raise NotPermitted("you may only message your contacts")
     expires = now + ttl
     rows = [{"guid": str(uuid.uuid4()), "recipient_id": e.to, "sender_id": sender_id, "type": e.type,
