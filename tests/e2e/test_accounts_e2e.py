@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 from client.sdk import CustosClient, DeviceKey
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +23,9 @@ def cli(stack, state, *args) -> dict:
     return json.loads(proc.stdout)
 
 
-def wait_until(fn, timeout=60.0, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(fn, timeout=60.0, what="condition"):
+    """tests.waiting.wait_for, polling every 0.3 s (each poll here runs the CLI)."""
+    return wait_for(fn, what=what, timeout=timeout, interval=0.3)
 
 
 def test_receive_spend_confirm_over_http(stack, stack_rpc, tmp_path):

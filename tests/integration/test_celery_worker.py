@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from devices.nonces import UsedNonce
 from store.base import utcnow
 from store.session import session_scope
+from tests.waiting import wait_for
 from workers.jobs import ScheduledJob, WorkerHeartbeat, schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,17 +54,6 @@ def worker(database_url, redis_url, tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-def wait_for(predicate, timeout=60.0, what="condition", log_path=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    tail = Path(log_path).read_text()[-3000:] if log_path else ""
-    pytest.fail(f"timed out waiting for {what}\n--- worker log ---\n{tail}")
 
 
 def test_worker_runs_a_task_from_the_broker(worker, clean_db):

@@ -17,7 +17,7 @@ from messaging.push import OneSignalSender, Push
 from store.base import utcnow
 from store.session import session_scope
 from tests.integration.messaging_worker import FakeOneSignal, broker_for, start_worker, stop
-from tests.integration.test_celery_worker import wait_for
+from tests.waiting import wait_for
 
 APP_ID = "8250eaf6-1a58-489e-b136-7c74a864b434"
 API_KEY = "os_v2_app_test_key"

@@ -131,7 +131,7 @@ def test_backfill_fills_missing_days_validated_per_day_and_keeps_priced_days(set
 def test_the_worker_process_refreshes_prices(database_url, clean_db, tmp_path, three):
     """The beat job's task, run by a real Celery worker (embedded broker in tmp)."""
     from tests.integration.messaging_worker import start_worker, stop
-    from tests.integration.test_celery_worker import wait_for
+    from tests.waiting import wait_for
     from workers.celery_app import make_celery
     broker = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
     proc = start_worker(database_url, broker, tmp_path / "worker.log", **env_for(three))

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from store import session as store_session
 from store.session import engine_options, install_sqlite_pragmas
+from tests.waiting import wait_for
 
 
 def _engine(tmp_path):
@@ -126,16 +127,6 @@ def _waiters() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sqlite-writer-wait"]
 
 
-def _until(condition, seconds: float = 10.0) -> bool:
-    import time
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
-
-
 def test_a_long_wait_blocks_in_a_helper_thread_until_the_holder_lets_go(tmp_path):
     """Past the short poll the writer blocks in flock (a helper thread), and goes ahead
     the moment the holder releases: its write commits, in order, and nothing is left
@@ -152,13 +143,14 @@ def test_a_long_wait_blocks_in_a_helper_thread_until_the_holder_lets_go(tmp_path
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        assert _until(lambda: len(_waiters()) == 1)          # blocked in the helper, not polling
+        wait_for(lambda: len(_waiters()) == 1, what="the writer blocked in the helper", timeout=10,
+                 interval=0.005)                               # blocked in the helper, not polling
         assert not done.is_set()
     finally:
         os.close(holder)                                     # the holder lets go
     thread.join(10)
     assert done.is_set()
-    assert _until(lambda: not _waiters())
+    wait_for(lambda: not _waiters(), what="no helper left waiting", timeout=10, interval=0.005)
     assert _lock_is_free(lock)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["waited"]
@@ -178,7 +170,7 @@ def test_a_writer_that_gives_up_on_the_queue_still_commits_and_its_helper_lets_g
         assert len(_waiters()) == 1                          # still blocked in flock, abandoned
     finally:
         os.close(holder)
-    assert _until(lambda: not _waiters())
+    wait_for(lambda: not _waiters(), what="no helper left waiting", timeout=10, interval=0.005)
     assert _lock_is_free(lock)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["without the queue"]

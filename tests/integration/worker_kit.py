@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 
 from store.base import utcnow
 from store.session import engine_for, session_scope
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,16 +45,6 @@ def stop(proc, sig=signal.SIGTERM):
             proc.wait(timeout=10)
 
 
-def wait_for(pred, what, log_path, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}\n--- worker log ---\n{Path(log_path).read_text()[-3000:]}")
-
-
 def kill_mid_step_then_finish(settings, env, log_path, *, table: str, subject: str, unchanged, finished):
     """Lock `table`'s row `subject`, let a first worker claim the subject's due job and
     block on the lock, SIGKILL it, check `unchanged()` (the step died with it) and that
@@ -74,7 +64,7 @@ def kill_mid_step_then_finish(settings, env, log_path, *, table: str, subject: s
             with session_scope(db) as s:
                 return s.scalar(select(ScheduledJob.id).where(ScheduledJob.subject == subject,
                                                               ScheduledJob.state == "running"))
-        job_id = wait_for(running, "the first worker to claim the job", log_path)
+        job_id = wait_for(running, what="the first worker to claim the job", log_path=log_path)
         time.sleep(0.5)   # it is now waiting on the row lock, mid-step
         stop(first, signal.SIGKILL)
     finally:
@@ -90,7 +80,8 @@ def kill_mid_step_then_finish(settings, env, log_path, *, table: str, subject: s
     second, log2 = start_worker(env, log_path, "second")
     try:
         celery.send_task("workers.tasks.reconcile")
-        return wait_for(finished, "the reconciler and the second worker to finish the step", log_path), job_id
+        return wait_for(finished, what="the reconciler and the second worker to finish the step",
+                        log_path=log_path), job_id
     finally:
         stop(second)
         log2.close()
