@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from chain import scripts as script_index
-from chain.model import GAP_LIMIT, AccountTx, Coin, MempoolTx, ScriptBranch, WatchedScript
+from chain import sql
+from chain.model import AccountTx, Coin, MempoolTx, ScriptBranch, WatchedScript
 
 
 class Declined(Exception):
@@ -58,9 +59,6 @@ _RAISE_HIGHEST = (update(_BRANCHES)      # takes the branch row's lock (PostgreS
 _DERIVED_TO = (update(_BRANCHES)
                .where(_BRANCHES.c.account_id == bindparam("account"), _BRANCHES.c.branch == bindparam("which"))
                .values(derived_to=bindparam("upto", type_=Integer)))
-_INSERT_IGNORE = {name: {model: dialect.insert(model.__table__).on_conflict_do_nothing()
-                         for model in (Coin, WatchedScript, MempoolTx)}
-                  for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 _INSERT_TX = {name: dialect.insert(AccountTx.__table__).on_conflict_do_nothing().returning(AccountTx.id)
               for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 
@@ -74,7 +72,6 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
     if not inputs:
         raise Declined()
     conn = session.connection()
-    dialect = conn.dialect.name
     watched = {bytes(spk): (acct, branch, index) for spk, acct, branch, index
                in conn.execute(_MATCH, {"scripts": sorted({script for _, script, _ in outputs})})}
     if any(hit[0] != account_id for hit in watched.values()):
@@ -87,26 +84,25 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
         _expire(session, Coin, (t, v))
     sent = sum(amount for _, _, amount in inputs)
     ours = [(vout, script, value) for vout, script, value in outputs if script in watched]
-    if ours:
-        conn.execute(_INSERT_IGNORE[dialect][Coin], [
-            dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
-                 branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
-                 block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
-                 spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
-            for vout, script, value in ours])
+    sql.insert_ignore(session, Coin, [
+        dict(txid=txid, vout=vout, account_id=account_id, amount_sat=value, script=script,
+             branch=watched[script][1], index=watched[script][2], coinbase=False, own_change=True,
+             block_height=None, block_hash=None, spent_by_txid=None, spent_height=None,
+             spent_block_hash=None, reserved_by=None, reserved_until=None, first_seen=now)
+        for vout, script, value in ours])
     received = sum(value for _, _, value in ours)
-    row = conn.execute(_INSERT_TX[dialect], dict(       # RETURNING: was the row new?
+    row = conn.execute(_INSERT_TX[conn.dialect.name], dict(       # RETURNING: was the row new?
         account_id=account_id, txid=txid, state="mempool", first_seen=now, updated_at=now, replaced_by=None,
         block_height=None, block_hash=None, block_pos=None, block_time=None, received_sat=received,
         sent_sat=sent, net_sat=received - sent, fee_sat=sent - sum(value for _, _, value in outputs)))
     if row.first() is None:        # the account has a row for it already
         raise Declined()
     if ours:
-        _mark_used(session, conn, dialect, account_id, ours, watched)
-    conn.execute(_INSERT_IGNORE[dialect][MempoolTx], [dict(txid=txid, relevant=True, seen_at=now)])
+        _mark_used(session, conn, account_id, ours, watched)
+    sql.insert_ignore(session, MempoolTx, [dict(txid=txid, relevant=True, seen_at=now)])
 
 
-def _mark_used(session: Session, conn, dialect: str, account_id: str, ours, watched) -> None:
+def _mark_used(session: Session, conn, account_id: str, ours, watched) -> None:
     """chain.scripts.mark_used for one account's outputs: the scripts marked used, each
     branch's highest_used raised in the statement that locks its row, and the refill
     (GAP_LIMIT unused scripts ahead) derived and written only when it moved."""
@@ -119,11 +115,10 @@ def _mark_used(session: Session, conn, dialect: str, account_id: str, ours, watc
         _expire(session, ScriptBranch, (account_id, branch))
         descriptor, ranged, derived_to, highest, next_index = conn.execute(
             _RAISE_HIGHEST, {"account": account_id, "which": branch, "top": tops[branch]}).one()
-        upto = max(highest, next_index - 1) + GAP_LIMIT
+        upto = script_index.refill_upto(highest, next_index)
         if not ranged or upto <= derived_to:
             continue
-        conn.execute(_INSERT_IGNORE[dialect][WatchedScript],
-                     script_index.derivations(account_id, branch, descriptor, derived_to, upto))
+        sql.insert_scripts(session, script_index.derivations(account_id, branch, descriptor, derived_to, upto))
         conn.execute(_DERIVED_TO, {"account": account_id, "which": branch, "upto": upto})
 
 

@@ -84,9 +84,15 @@ def mark_used(session: Session, used: dict[tuple[str, int], int], scripts: list[
             continue
         if row.highest_used is None or top > row.highest_used:
             row.highest_used = top
-        new_rows.extend(_derivations(row, max(row.highest_used, row.next_index - 1) + GAP_LIMIT))
+        new_rows.extend(_derivations(row, refill_upto(row.highest_used, row.next_index)))
     sql.insert_scripts(session, new_rows)
     return len(new_rows)
+
+
+def refill_upto(highest_used: int, next_index: int) -> int:
+    """The index a ranged branch must be derived to: GAP_LIMIT past the higher of its
+    highest used index and the last one handed out."""
+    return max(highest_used, next_index - 1) + GAP_LIMIT
 
 
 def _derivations(row: ScriptBranch, upto: int) -> list[dict]:

@@ -84,12 +84,20 @@ def coins_spent_by(session: Session, txids: list[str]) -> list[Coin]:
     return rows
 
 
+_INSERT_IGNORE: dict[tuple[str, str], object] = {}     # (dialect, table) -> the statement, built once
+
+
 def insert_ignore(session: Session, model, rows: list[dict]) -> int:
     """INSERT … ON CONFLICT DO NOTHING for `rows` (executemany). Returns len(rows)."""
     if not rows:
         return 0
-    dialect = postgresql if is_postgres(session) else sqlite
-    session.connection().execute(dialect.insert(model.__table__).on_conflict_do_nothing(), rows)
+    conn = session.connection()
+    key = (conn.dialect.name, model.__tablename__)
+    stmt = _INSERT_IGNORE.get(key)
+    if stmt is None:
+        dialect = postgresql if key[0] == "postgresql" else sqlite
+        stmt = _INSERT_IGNORE[key] = dialect.insert(model.__table__).on_conflict_do_nothing()
+    conn.execute(stmt, rows)
     return len(rows)
 
 
