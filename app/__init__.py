@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.ratelimit import make_limiter
     from config import bootstrap
     from config.logging import configure_logging, request_id_var
-    from store.session import engine_options, install_sqlite_pragmas
+    from store.session import engine_options, install_engine_hooks
 
     settings = (settings or Settings.from_env()).validate()
     configure_logging(settings)
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     with app.app_context():
-        install_sqlite_pragmas(db.engine)
+        install_engine_hooks(db.engine)
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
 
     redis = bootstrap.redis_client(settings)

@@ -32,6 +32,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from store.pg import install_read_only_commit
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -231,13 +233,20 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         event.listen(engine, "connect", _sqlite_pragmas)
 
 
+def install_engine_hooks(engine: Engine) -> None:
+    """What every Custos engine gets: SQLite's pragmas (install_sqlite_pragmas), and on
+    PostgreSQL read-only transactions that end with COMMIT (store.pg). Idempotent."""
+    install_sqlite_pragmas(engine)
+    install_read_only_commit(engine)
+
+
 def engine_for(url: str) -> Engine:
     """The process-wide engine for `url`."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_engine(url, **engine_options(url))
-            install_sqlite_pragmas(engine)
+            install_engine_hooks(engine)
             _engines[url] = engine
         return engine
 
