@@ -1,4 +1,7 @@
-"""PostgreSQL: a transaction that wrote nothing ends with COMMIT, not ROLLBACK.
+"""PostgreSQL connections: a transaction that wrote nothing ends with COMMIT, not
+ROLLBACK; a pooled connection is checked for life without a round trip.
+
+**Read-only transactions commit.**
 
 psycopg prepares a statement on the server after its 5th execution on a connection and
 then sends only its parameters. But every `rollback()` drops all of them (psycopg
@@ -16,11 +19,26 @@ with SELECT. Anything else (INSERT, UPDATE, DELETE, SAVEPOINT, DDL, a WITH) coun
 write, so the transaction rolls back as usual. So does a transaction in an error state.
 A SELECT that writes (a function with side effects) would be committed: Custos has
 none. Keep it that way, or send such a call as something other than a bare SELECT.
-Idempotent: installing twice adds nothing.
+
+**Liveness at checkout without a query.** SQLAlchemy's `pool_pre_ping` sends `SELECT 1`
+each time a connection leaves the pool, which is once per request: one more round trip,
+and the first statement of the transaction. Instead, `check_alive` looks at the socket
+(`poll` with a zero timeout). An idle connection in the pool has nothing to read. If
+its socket is readable, the server closed it (a restart, `pg_terminate_backend`,
+`idle_session_timeout`) or sent something unasked (the termination notice): the pool
+discards it and connects afresh, before the request runs anything. Issue #19: about 7%
+of the API's CPU per message and 10% of the backends' on PostgreSQL. A path that died
+without a word (no FIN from a vanished host) is not seen here. Neither does `SELECT 1`
+see it in time: it waits for TCP's timeout too. The statement then fails with a
+disconnect error, and SQLAlchemy invalidates the pool.
+
+Both are installed by `install(engine)`; idempotent.
 """
 from __future__ import annotations
 
-from sqlalchemy import event
+import select
+
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 _WROTE = "custos.wrote"          # Connection.info: a statement other than SELECT was sent
@@ -48,9 +66,25 @@ def _forget(conn) -> None:
 _INTRANS = None                  # psycopg's TransactionStatus.INTRANS (psycopg imported on use)
 
 
-def install_read_only_commit(engine: Engine) -> None:
-    """On a PostgreSQL (psycopg) engine, end transactions that wrote nothing with COMMIT
-    (see the module docstring). Other engines are left alone."""
+def check_alive(dbapi_connection, _record, _proxy) -> None:
+    """Pool checkout: raise DisconnectionError (the pool then connects afresh, up to 3
+    times) when the connection is closed, broken or its socket is readable."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise exc.DisconnectionError("connection closed")
+    try:
+        poller = select.poll()                    # poll, not select: no limit on the fd's number
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        readable = poller.poll(0)
+    except Exception as err:                      # no socket any more (psycopg raises its own)
+        raise exc.DisconnectionError("connection has no socket") from err
+    if readable:
+        raise exc.DisconnectionError("the server closed or spoke on an idle connection")
+
+
+def install(engine: Engine) -> None:
+    """On a PostgreSQL (psycopg) engine: transactions that wrote nothing end with COMMIT,
+    and checkouts are checked by `check_alive` (see the module docstring). Other engines
+    are left alone. Idempotent."""
     global _INTRANS
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return
@@ -61,3 +95,4 @@ def install_read_only_commit(engine: Engine) -> None:
     event.listen(engine, "before_cursor_execute", _note_statement)
     event.listen(engine, "rollback", _end_read_only)
     event.listen(engine, "commit", _forget)
+    event.listen(engine, "checkout", check_alive)

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from store.pg import install_read_only_commit
+from store import pg
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -186,7 +186,8 @@ def engine_options(url: str) -> dict:
     """create_engine() keyword arguments suitable for `url` (also used by Flask-SQLAlchemy)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False, "factory": WriterQueueConnection}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    # no pool_pre_ping: store.pg checks a checked-out connection without a round trip
+    return {"pool_size": 5, "max_overflow": 10}
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
@@ -235,9 +236,10 @@ def install_sqlite_pragmas(engine: Engine) -> None:
 
 def install_engine_hooks(engine: Engine) -> None:
     """What every Custos engine gets: SQLite's pragmas (install_sqlite_pragmas), and on
-    PostgreSQL read-only transactions that end with COMMIT (store.pg). Idempotent."""
+    PostgreSQL read-only transactions that end with COMMIT and a liveness check at
+    checkout without a round trip (store.pg). Idempotent."""
     install_sqlite_pragmas(engine)
-    install_read_only_commit(engine)
+    pg.install(engine)
 
 
 def engine_for(url: str) -> Engine:

@@ -1,7 +1,11 @@
 """store.pg on a real PostgreSQL: a transaction that only read ends with COMMIT, so the
 statements psycopg prepared on the connection survive it. A transaction that wrote
-still rolls back and loses its writes. So does one in an error state."""
+still rolls back and loses its writes. So does one in an error state. A pooled
+connection the server closed is replaced at checkout, before anything runs on it; a
+live one is kept."""
 from __future__ import annotations
+
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -122,3 +126,39 @@ def test_row_locks_of_a_read_only_transaction_are_released(clean_db):
     finally:
         engine.dispose()
         other.dispose()
+
+
+def _pid(engine) -> int:
+    with engine.connect() as c:
+        return c.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def test_a_live_pooled_connection_is_kept(clean_db):
+    engine = _engine(clean_db)
+    try:
+        first = _pid(engine)
+        assert [_pid(engine) for _ in range(3)] == [first] * 3
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(clean_db):
+    """The backend of the pooled connection is terminated while it sits in the pool; the
+    next checkout gets a new connection and its statement runs (no error, no retry by
+    the caller). SQLAlchemy's pre-ping is off: only store.pg's check can catch this."""
+    engine, admin = _engine(clean_db), _engine(clean_db)
+    assert not engine.pool._pre_ping
+    try:
+        victim = _pid(engine)
+        with admin.connect() as c:
+            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": victim}).scalar()
+        time.sleep(0.2)                                   # the server's FIN reaches the socket
+        with Session(engine) as s:
+            assert s.execute(text("SELECT pg_backend_pid()")).scalar() != victim
+            s.execute(_WRITE, {"key": "after-terminate"})
+            s.commit()
+        with admin.connect() as c:
+            assert c.execute(_READ, {"key": "after-terminate"}).scalar() == "after-terminate"
+    finally:
+        engine.dispose()
+        admin.dispose()
