@@ -8,14 +8,21 @@ its CPU). For the version bytes of embit's own networks the answer depends on th
 version bytes alone (BIP32 chose them so that every payload gives the same prefix; checked
 here at install with the smallest and the largest payload), so it is looked up; any other
 version still goes through embit's own check. The same keys are accepted and the same
-ones refused (tests/unit/test_hdkey_check.py)."""
+ones refused (tests/unit/test_hdkey_check.py).
+
+`HDKey.read_from` (every PSBT global xpub: 3 per cosign PSBT, parsed at each submit)
+base58-encodes the key once more after building it, to check the version's prefix reads
+"prv" or "pub". For a known version the lookup above already answers that, so it is
+skipped there; the bytes are read and checked as embit reads them (issue #19: ~5% of a
+cosign submit's CPU)."""
 from __future__ import annotations
 
-from embit import base58
+from embit import base58, ec
 from embit.bip32 import HDError, HDKey
 from embit.networks import NETWORKS
 
 _original_init = HDKey.__init__
+_original_read_from = HDKey.read_from          # bound to HDKey (a classmethod)
 _KNOWN: dict[bytes, str] = {}      # version bytes → "prv" / "pub"
 
 
@@ -49,8 +56,43 @@ def _init(self, key, chain_code, version=None, depth=0, fingerprint=b"\x00\x00\x
         raise HDError("Invalid version for private key")
 
 
+def _read_from(cls, stream):
+    """embit's HDKey.read_from (a serialized 78-byte key), without the second base58
+    encoding for a version in the table: its prefix is known to be "prv" or "pub", and
+    `_init` has checked that it fits the key. Any other version: embit's own read."""
+    version = stream.read(4)
+    if _KNOWN.get(version) is None:
+        return _original_read_from.__func__(cls, _Prefixed(version, stream))
+    depth = stream.read(1)
+    fingerprint, child_number, chain_code, k = stream.read(4), stream.read(4), stream.read(32), stream.read(33)
+    if not depth or not k:
+        raise HDError("Not enough bytes")   # embit: an IndexError or a key parse error here
+    key = ec.PrivateKey.parse(k[1:]) if k[0] == 0 else ec.PublicKey.parse(k)
+    if len(fingerprint) < 4 or len(chain_code) < 32:
+        raise HDError("Not enough bytes")
+    return cls(key, chain_code, version=version, depth=depth[0], fingerprint=fingerprint,
+               child_number=int.from_bytes(child_number, "big"))
+
+
+class _Prefixed:
+    """A stream that gives back the bytes already read from it first (for embit's read)."""
+
+    def __init__(self, head: bytes, stream):
+        self._head, self._stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(n)
+        if n < 0:
+            head, self._head = self._head, b""
+            return head + self._stream.read()
+        head, self._head = self._head[:n], self._head[n:]
+        return head + (self._stream.read(n - len(head)) if n > len(head) else b"")
+
+
 def install() -> None:
     """Idempotent."""
     if HDKey.__init__ is not _init:
         _learn()
         HDKey.__init__ = _init
+        HDKey.read_from = classmethod(_read_from)

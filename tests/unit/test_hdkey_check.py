@@ -2,6 +2,8 @@
 exactly the keys embit's own base58 check does."""
 from __future__ import annotations
 
+import io
+
 import pytest
 from embit.bip32 import HDError, HDKey
 from embit.networks import NETWORKS
@@ -47,3 +49,43 @@ def test_keys_round_trip_and_derive_as_before():
     xpub = PUBLIC.to_base58(version=NETWORKS["regtest"]["xpub"])
     parsed = HDKey.from_string(xpub)
     assert parsed.to_base58() == xpub and parsed.derive([1, 7]).key == PUBLIC.derive([1, 7]).key
+
+
+def _read(read_from, data: bytes):
+    stream = io.BytesIO(data)
+    try:
+        key = read_from(stream)
+    except Exception as err:           # embit raises HDError, IndexError or its EC errors here
+        return ("refused", type(err).__name__ if not isinstance(err, HDError) else "HDError")
+    return ("accepted", key.version, key.depth, key.fingerprint, key.child_number, key.serialize(), stream.read())
+
+
+def _serialized(key, version: bytes) -> bytes:
+    return version + key.serialize()[4:]
+
+
+@pytest.mark.parametrize("version", VERSIONS + [b"\x01\x02\x03\x04", b"\xff\xff\xff\xff"])
+@pytest.mark.parametrize("key", [PRIVATE, PUBLIC], ids=["private", "public"])
+def test_read_from_gives_what_embits_gives(version, key):
+    """Whole keys, truncated ones (at every field boundary and inside the key) and keys
+    followed by more bytes: the same key, the same bytes left, or a refusal either way."""
+    original = _original_reader()
+    data = _serialized(key, version)
+    for cut in (0, 3, 4, 5, 9, 13, 44, 45, 46, 60, 77, 78):
+        sample = data[:cut] + (b"\x07\x08" if cut == 78 else b"")
+        got, want = _read(HDKey.read_from, sample), _read(original, sample)
+        assert got[0] == want[0], (cut, got, want)
+        if got[0] == "accepted":
+            assert got == want
+
+
+def test_psbt_xpubs_parse_without_a_base58_encoding(monkeypatch):
+    """A known version is read without embit's second base58 encoding (what the patch saves)."""
+    data = _serialized(PUBLIC, NETWORKS["regtest"]["xpub"])
+    calls = []
+    monkeypatch.setattr(HDKey, "to_base58", lambda self, version=None: calls.append(1) or "xpub")
+    assert HDKey.parse(data).key == PUBLIC.key and calls == []
+
+
+def _original_reader():
+    return lambda stream: hdkey_check._original_read_from.__func__(HDKey, stream)
