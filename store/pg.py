@@ -52,11 +52,16 @@ def _note_statement(conn, _cursor, statement: str, _params, _context, _executema
 def _end_read_only(conn) -> None:
     """Runs just before SQLAlchemy rolls a transaction back: one that wrote nothing and
     is not in an error state is committed instead (the rollback that follows then finds
-    no transaction and sends nothing)."""
+    no transaction and sends nothing). If the COMMIT fails (the connection was lost),
+    the rollback goes ahead as if this hook were not there: SQLAlchemy reports and
+    handles its error (a lost connection invalidates the pool)."""
     wrote = conn.info.pop(_WROTE, False)
     raw = conn.connection.dbapi_connection
     if not wrote and raw is not None and raw.info.transaction_status == _INTRANS:
-        raw.commit()
+        try:
+            raw.commit()
+        except Exception:                         # noqa: BLE001 — the rollback reports it
+            return
 
 
 def _forget(conn) -> None:

@@ -162,3 +162,24 @@ def test_a_connection_the_server_closed_is_replaced_before_use(clean_db):
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_lost_connection_at_the_end_of_a_read_only_transaction_fails_as_before(clean_db):
+    """The backend dies while a read-only transaction is open: closing the session raises
+    SQLAlchemy's own OperationalError (as a plain rollback does), not the driver's raw
+    error, and the next session gets a working connection."""
+    from sqlalchemy.exc import OperationalError
+    engine, admin = _engine(clean_db), _engine(clean_db)
+    try:
+        s = Session(engine)
+        victim = s.execute(text("SELECT pg_backend_pid()")).scalar()
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": victim})
+        time.sleep(0.2)
+        with pytest.raises(OperationalError):
+            s.close()
+        with Session(engine) as again:
+            assert again.execute(text("SELECT pg_backend_pid()")).scalar() != victim
+    finally:
+        engine.dispose()
+        admin.dispose()
