@@ -118,7 +118,8 @@ def run(args) -> dict:
 
                 for phase in (build, submit):
                     threads = [threading.Thread(target=phase, args=(k,)) for k in range(n_clients)]
-                    cpu = kit.ProcessCpu(stack.procs).start()
+                    cpu = kit.ProcessCpu(stack.procs, database_url=env["DATABASE_URL"],
+                                         redis=bool(env.get("REDIS_URL"))).start()
                     started = time.perf_counter()
                     for t in threads:
                         t.start()

@@ -92,25 +92,53 @@ def amount_for(n_inputs: int) -> int:
 class ProcessCpu:
     """CPU seconds (user + system) used by each process group of a stack (`Stack.procs`:
     api, worker, beat, devnet — each started in its own session) and by this process
-    (the bench's clients), between `start()` and `stop()`. Read from /proc, so Linux
-    only; a process that exits inside the window takes its time with it (the stack's
-    processes live for the whole run). Returns {name: seconds} from `stop()`."""
+    (the bench's clients), between `start()` and `stop()`. With `database_url` naming a
+    PostgreSQL database, also its server processes serving that database ("postgres":
+    the backends whose title names it; the bench's pooled connections live for the run)
+    and, with `redis`, the Redis server ("redis": the whole server, which nothing else
+    uses during a bench). Read from /proc, so Linux only; a process that exits inside the
+    window takes its time with it (the stack's processes live for the whole run). Returns
+    {name: seconds} from `stop()`."""
 
-    def __init__(self, procs):
+    def __init__(self, procs, database_url: str = "", redis: bool = False):
         self.groups = {proc.pid: name for name, proc in procs}
         self._tick = os.sysconf("SC_CLK_TCK")
+        self._pg = None
+        if database_url.startswith("postgresql"):
+            from sqlalchemy.engine import make_url
+            self._pg = f" {make_url(database_url).database} ".encode()
+        self._redis = redis
+
+    def _service(self, pid: str, comm: str) -> str | None:
+        """"postgres" / "redis" for a server process this meter counts, else None."""
+        if comm == "(postgres)" and self._pg is not None:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    title = fh.read()
+            except OSError:
+                return None
+            return "postgres" if self._pg in title else None
+        if comm == "(redis-server)" and self._redis:
+            return "redis"
+        return None
 
     def _read(self) -> dict[str, float]:
         out = {name: 0.0 for name in self.groups.values()}
+        for name, wanted in (("postgres", self._pg is not None), ("redis", self._redis)):
+            if wanted:
+                out[name] = 0.0
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
+                    head, rest = fh.read().rsplit(")", 1)
             except OSError:
                 continue
+            fields = rest.split()
             name = self.groups.get(int(fields[2]))          # field 5: the process group
+            if name is None and (self._pg is not None or self._redis):
+                name = self._service(entry, head[head.index("("):] + ")")
             if name is not None:
                 out[name] += (int(fields[11]) + int(fields[12])) / self._tick   # utime, stime
         t = os.times()

@@ -9,7 +9,8 @@ With `--worker` a Celery worker delivers the pushes each send records (notificat
 + broker publish), so the push path is part of the cost.
 
 Prints messages/s, HTTP requests/s, p50/p99 per call, and the server's CPU (gunicorn
-master + workers, from /proc) per request and per message. Never asserts.
+master + workers, from /proc) per request and per message; on PostgreSQL + Redis also their
+servers' CPU per request (the backends serving the bench's database, and Redis). Never asserts.
 
     .venv/bin/python bench/messaging.py [--pairs 4] [--seconds 10] [--workers N] [--batch 10] [--worker]
     .venv/bin/python bench/messaging.py --compare <git rev> [--runs 3]   # old vs new, batch 1 and 10, interleaved
@@ -142,7 +143,8 @@ def run(args) -> dict:
 
         def sample_cpu():
             time.sleep(max(0.0, warm_until - time.perf_counter()))
-            meter = kit.ProcessCpu([(f"server{i}", p) for i, p in enumerate(procs)]).start()
+            meter = kit.ProcessCpu([(f"server{i}", p) for i, p in enumerate(procs)], database_url=db_url,
+                                   redis="REDIS_URL" in env).start()
             time.sleep(max(0.0, stop_at - time.perf_counter()))
             cpu.update(meter.stop())
         threads = [threading.Thread(target=loop, args=p) for p in pairs] + [threading.Thread(target=sample_cpu)]
@@ -151,13 +153,16 @@ def run(args) -> dict:
         for t in threads:
             t.join()
         elapsed = args.seconds
-        server_cpu = sum(v for k, v in cpu.items() if k != "bench client")   # API (+ worker)
+        services = ("bench client", "postgres", "redis")
+        server_cpu = sum(v for k, v in cpu.items() if k not in services)   # API (+ worker)
+        db_cpu = cpu.get("postgres", 0.0) + cpu.get("redis", 0.0)           # their servers, when used
         result = {
             "messages": counts["messages"], "msg_per_s": counts["messages"] / elapsed,
             "req_per_s": counts["requests"] / elapsed,
             "server_cpu_ms_per_request": 1000 * server_cpu / max(1, counts["requests"]),
             "server_cpu_ms_per_message": 1000 * server_cpu / max(1, counts["messages"]),
             "client_cpu_ms_per_request": 1000 * cpu.get("bench client", 0.0) / max(1, counts["requests"]),
+            "db_cpu_ms_per_request": 1000 * db_cpu / max(1, counts["requests"]),
             "ack_many": ack_many, "batch": args.batch, "workers": workers, "gunicorn": args.gunicorn,
             "backend": "postgresql" if db_url.startswith("postgresql") else "sqlite",
             "push_worker": args.worker,
@@ -184,7 +189,9 @@ def show(r: dict, label: str = "") -> None:
     print(f"  {r['msg_per_s']:.1f} msg/s, {r['req_per_s']:.0f} HTTP req/s; server CPU "
           f"{r['server_cpu_ms_per_request']:.2f} ms/request, {r['server_cpu_ms_per_message']:.2f} ms/message"
           + (f"; the bench's clients {r['client_cpu_ms_per_request']:.2f} ms/request"
-             if "client_cpu_ms_per_request" in r else ""))
+             if "client_cpu_ms_per_request" in r else "")
+          + (f"; PostgreSQL + Redis servers {r['db_cpu_ms_per_request']:.2f} ms/request"
+             if r.get("db_cpu_ms_per_request") else ""))
     for k in ("send", "fetch", "ack"):
         if f"{k}_p50_ms" in r:
             print(f"  {k:5s} latency ms: p50 {r[f'{k}_p50_ms']:.1f}  p99 {r[f'{k}_p99_ms']:.1f}")
@@ -214,11 +221,11 @@ def run_compare(args) -> int:
     print(f"messaging, old = {args.compare} vs new = {args.against or 'working tree'}: medians of {args.runs} "
           f"interleaved runs, {args.pairs} pairs, {args.seconds:.0f} s each")
     print(f"  {'variant':16s} {'msg/s':>8s} {'req/s':>7s} {'cpu ms/req':>10s} {'cpu ms/msg':>10s} "
-          f"{'send p99':>8s} {'fetch p99':>9s} {'ack p99':>8s}")
+          f"{'db ms/req':>9s} {'send p99':>8s} {'fetch p99':>9s} {'ack p99':>8s}")
     for k, r in summary.items():
         print(f"  {k:16s} {r['msg_per_s']:8.1f} {r['req_per_s']:7.0f} {r['server_cpu_ms_per_request']:10.2f} "
-              f"{r['server_cpu_ms_per_message']:10.2f} {r.get('send_p99_ms', 0):8.1f} {r.get('fetch_p99_ms', 0):9.1f} "
-              f"{r.get('ack_p99_ms', 0):8.1f}")
+              f"{r['server_cpu_ms_per_message']:10.2f} {r.get('db_cpu_ms_per_request', 0):9.2f} "
+              f"{r.get('send_p99_ms', 0):8.1f} {r.get('fetch_p99_ms', 0):9.1f} {r.get('ack_p99_ms', 0):8.1f}")
     old1 = summary.get("old batch 1", {}).get("msg_per_s")
     for k, r in summary.items():
         if old1 and k.startswith("new"):
