@@ -183,7 +183,9 @@ class WriterQueueConnection(sqlite3.Connection):
 
 
 def engine_options(url: str) -> dict:
-    """create_engine() keyword arguments suitable for `url` (also used by Flask-SQLAlchemy)."""
+    """create_engine() keyword arguments suitable for `url` (also used by Flask-SQLAlchemy).
+    Pair them with `install_engine_hooks` on the engine: on PostgreSQL the pool's liveness
+    check at checkout is store.pg's, not SQLAlchemy's pre-ping."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False, "factory": WriterQueueConnection}}
     # no pool_pre_ping: store.pg checks a checked-out connection without a round trip
