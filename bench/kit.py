@@ -111,22 +111,19 @@ class ProcessCpu:
 
     def _service(self, pid: str, comm: str) -> str | None:
         """"postgres" / "redis" for a server process this meter counts, else None."""
-        if comm == "(postgres)" and self._pg is not None:
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    title = fh.read()
-            except OSError:
-                return None
-            return "postgres" if self._pg in title else None
-        if comm == "(redis-server)" and self._redis:
-            return "redis"
-        return None
+        if comm == "redis-server":
+            return "redis" if self._redis else None
+        if comm != "postgres" or self._pg is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                return "postgres" if self._pg in fh.read() else None
+        except OSError:
+            return None
 
     def _read(self) -> dict[str, float]:
         out = {name: 0.0 for name in self.groups.values()}
-        for name, wanted in (("postgres", self._pg is not None), ("redis", self._redis)):
-            if wanted:
-                out[name] = 0.0
+        out.update({name: 0.0 for name, wanted in (("postgres", self._pg), ("redis", self._redis)) if wanted})
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -138,7 +135,7 @@ class ProcessCpu:
             fields = rest.split()
             name = self.groups.get(int(fields[2]))          # field 5: the process group
             if name is None and (self._pg is not None or self._redis):
-                name = self._service(entry, head[head.index("("):] + ")")
+                name = self._service(entry, head.split("(", 1)[1])     # the command name
             if name is not None:
                 out[name] += (int(fields[11]) + int(fields[12])) / self._tick   # utime, stime
         t = os.times()

@@ -55,9 +55,10 @@ def _end_read_only(conn) -> None:
     no transaction and sends nothing). If the COMMIT fails (the connection was lost),
     the rollback goes ahead as if this hook were not there: SQLAlchemy reports and
     handles its error (a lost connection invalidates the pool)."""
+    from psycopg.pq import TransactionStatus       # psycopg is loaded: this is its connection
     wrote = conn.info.pop(_WROTE, False)
     raw = conn.connection.dbapi_connection
-    if not wrote and raw is not None and raw.info.transaction_status == _INTRANS:
+    if not wrote and raw is not None and raw.info.transaction_status == TransactionStatus.INTRANS:
         try:
             raw.commit()
         except Exception:                         # noqa: BLE001 — the rollback reports it
@@ -66,9 +67,6 @@ def _end_read_only(conn) -> None:
 
 def _forget(conn) -> None:
     conn.info.pop(_WROTE, None)
-
-
-_INTRANS = None                  # psycopg's TransactionStatus.INTRANS (psycopg imported on use)
 
 
 def check_alive(dbapi_connection, _record, _proxy) -> None:
@@ -90,13 +88,10 @@ def install(engine: Engine) -> None:
     """On a PostgreSQL (psycopg) engine: transactions that wrote nothing end with COMMIT,
     and checkouts are checked by `check_alive` (see the module docstring). Other engines
     are left alone. Idempotent."""
-    global _INTRANS
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return
     if event.contains(engine, "before_cursor_execute", _note_statement):
         return
-    from psycopg.pq import TransactionStatus
-    _INTRANS = TransactionStatus.INTRANS
     event.listen(engine, "before_cursor_execute", _note_statement)
     event.listen(engine, "rollback", _end_read_only)
     event.listen(engine, "commit", _forget)
