@@ -29,6 +29,7 @@ class Entry:
     coins: list[Coin]
     parents: set[str] = field(default_factory=set)
     children: set[str] = field(default_factory=set)
+    removed_seq: int | None = None    # the mempool sequence its removal used (Core's R notification)
 
     @property
     def feerate(self) -> Fraction:
@@ -46,7 +47,7 @@ class Mempool:
     def __init__(self):
         self.entries: dict[str, Entry] = {}
         self.spenders: dict[tuple[str, int], str] = {}
-        self.sequence = 0
+        self.sequence = 1                 # Core's CTxMemPool::m_sequence_number starts at 1
 
     def __contains__(self, txid: str) -> bool:
         return txid in self.entries
@@ -99,6 +100,7 @@ class Mempool:
         for c in e.children:
             if c in self.entries:
                 self.entries[c].parents.discard(txid)
+        e.removed_seq = self.sequence     # every removal takes a number, mined ones too (Core)
         self.sequence += 1
         return e
 
@@ -131,10 +133,9 @@ class Mempool:
         """Drop mined transactions and anything conflicting with them; returns the
         conflicts evicted (not the mined ones)."""
         evicted = []
-        for t in txs:
+        for t in txs:                     # Core's order: each mined one, then its conflicts
             if t.txid in self.entries:
                 self.remove(t.txid)
-        for t in txs:
             for vin in t.tx.vin:
                 other = self.spenders.get((vin.txid.hex(), vin.vout))
                 if other and other != t.txid and other in self.entries:

@@ -158,7 +158,7 @@ class Node:
         evicted = self.mempool.remove_for_block(blk.txs[1:])
         if self.zmq is not None and persist:
             for e in evicted:
-                self.zmq.tx_removed(e.ti.txid, self.mempool.sequence)
+                self.zmq.tx_removed(e.ti.txid, e.removed_seq)
             self.zmq.block_connected(blk.hash)
         for w in self.wallets.values():
             for pos, t in enumerate(blk.txs):

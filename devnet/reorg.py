@@ -98,8 +98,12 @@ def readd(node, disconnected: list[BlockIndex]) -> None:
                 break
     for txid in doomed:
         if txid in pool.entries:
-            gone = [e.ti.txid for e in pool.remove_with_descendants(txid)]
+            removed = pool.remove_with_descendants(txid)
+            gone = [e.ti.txid for e in removed]
             node.store.mempool_remove(gone)
+            if node.zmq is not None:     # Core: removeForReorg, reason REORG → R
+                for e in removed:
+                    node.zmq.tx_removed(e.ti.txid, e.removed_seq)
             for w in node.wallets.values():
                 for g in gone:
                     w.deactivate(g)

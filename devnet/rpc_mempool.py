@@ -32,6 +32,8 @@ def _entry_json(node, e) -> dict:
 def getrawmempool(ctx, verbose=False, mempool_sequence=False):
     node = ctx.node
     if as_bool(verbose, False):
+        if as_bool(mempool_sequence, False):
+            raise RPCFailure(INVALID_PARAMETER, "Verbose results cannot contain mempool sequence values.")
         return {t: _entry_json(node, e) for t, e in node.mempool.entries.items()}
     txids = list(node.mempool.entries)
     if as_bool(mempool_sequence, False):
