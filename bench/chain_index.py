@@ -9,6 +9,9 @@ feeds the block follower, through a fake node that serves Core's JSON (getblock 
   scripts (each the next unused index of a paid account: one refill derivation each)
   and --spending of which spend known coins;
 - one mempool pass of --mempool transactions (10% relevant);
+- passes over a busy mempool (--busy transactions known, --churn new and --churn/4
+  evicted before each pass), taking a getrawmempool snapshot each time ("full") and
+  following the ZMQ feed (chain.feed, "feed"), interleaved, medians of --passes;
 and times account creation (the service, no HTTP), balance and history of an account
 with 1,000 transactions, and an idle pass. Prints figures; never asserts.
 
@@ -180,6 +183,65 @@ def bench_mempool(node, follower, real, n: int) -> None:
           f"(recorded {report.mempool_new})")
 
 
+def bench_busy_mempool(url, node, follower, real, busy: int, churn: int, passes: int) -> None:
+    """A mainnet-sized mempool: what one pass costs with a snapshot and with the feed."""
+    import psycopg
+    from chain.derive import script_deriver
+    from chain.feed import FeedWriter
+    from chain.zmqwake import Notification
+    node.mine()
+    follower.run_once()
+    txids = [os.urandom(32).hex() for _ in range(busy)]
+    for t in txids:   # known to the index already: a snapshot pass fetches none of them
+        node.mempool[t] = {"txid": t}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        with conn.cursor().copy("COPY chain_mempool (txid, relevant, seen_at) FROM STDIN") as cp:
+            for t in txids:
+                cp.write_row((t, False, NOW))
+    follower.run_once()
+    writer = FeedWriter(url)
+    feeding = [False]
+
+    def pump(gap=False):
+        batch = [Notification("sequence", t, label, seq) for label, t, seq in node.notifications]
+        node.notifications.clear()
+        if feeding[0] or gap:
+            writer.record(batch, gap)
+
+    def one(mode: str, i: int) -> tuple[float, int, int]:
+        if mode == "feed" and not feeding[0]:
+            feeding[0] = True
+            pump(gap=True)
+            follower.run_once()                               # the snapshot the feed continues
+        elif mode == "full" and feeding[0]:
+            feeding[0] = False
+            writer.stopped()
+            follower.run_once()
+        for j in range(churn):
+            out = [(5_000, foreign_script()), (4_000, foreign_script())]
+            if j % 10 == 0:
+                out[1] = (4_000, script_deriver(real[(i * churn + j) % len(real)][1])(2 + i))
+            node.broadcast(tx([(os.urandom(32).hex(), 0, 10_000, foreign_script())], out))
+        for t in list(node.mempool)[:max(1, churn // 4)]:
+            node.evict(t)
+        pump()
+        node.calls.clear()
+        t0 = time.perf_counter()
+        report = follower.run_once()
+        assert report.mempool_mode == mode, report.mempool_mode
+        return (time.perf_counter() - t0) * 1000, len(node.calls), report.mempool_new
+    got = {"full": [], "feed": []}
+    for i in range(passes):
+        for mode in (("full", "feed") if i % 2 == 0 else ("feed", "full")):
+            got[mode].append(one(mode, i))
+    size = len(json.dumps({"txids": list(node.mempool), "mempool_sequence": node.sequence}))
+    for mode, runs in got.items():
+        print(f"busy mempool pass ({len(node.mempool)} transactions, {churn} new + {max(1, churn // 4)} gone), "
+              f"{mode}: median {statistics.median(r[0] for r in runs):.1f} ms over {passes}, "
+              f"{runs[-1][1]} RPC(s), {runs[-1][2]} fetched"
+              + (f", getrawmempool answer {size / 1e6:.1f} MB" if mode == "full" else ""))
+
+
 def bench_idle(node, follower) -> None:
     follower.run_once()
     node.calls.clear()
@@ -256,6 +318,9 @@ def main(argv=None) -> int:
     ap.add_argument("--paying", type=int, default=2_000)
     ap.add_argument("--spending", type=int, default=500)
     ap.add_argument("--mempool", type=int, default=5_000)
+    ap.add_argument("--busy", type=int, default=50_000, help="mempool size of the busy-mempool passes")
+    ap.add_argument("--churn", type=int, default=20, help="new transactions before each busy-mempool pass")
+    ap.add_argument("--passes", type=int, default=7)
     ap.add_argument("--samples", type=int, default=200)
     args = ap.parse_args(argv)
     admin = os.environ.get("BENCH_DATABASE_URL") or services.postgres_url()
@@ -277,6 +342,7 @@ def main(argv=None) -> int:
         bench_block(url, node, follower, real, args)
         bench_mempool(node, follower, real, args.mempool)
         bench_idle(node, follower)
+        bench_busy_mempool(url, node, follower, real, args.busy, args.churn, args.passes)
         bench_account_creation(url, args.samples)
         bench_reads(url, args.samples)
         from store.session import engine_for

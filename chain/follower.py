@@ -4,7 +4,7 @@ A pass (`Follower.run_once`):
 1. leader lock — a PostgreSQL session advisory lock (a second follower waits up to
    `lock_wait` seconds, then gives up: "busy"); on SQLite every block transaction
    starts with a write, so SQLite's write lock serializes followers;
-2. `getrawmempool(false, true)` — the snapshot the mempool diff will use;
+2. `getrawmempool(false, true)` — the snapshot the mempool diff will use (full mode);
 3. `getbestblockhash`; equal to the stored tip → nothing to do for blocks (an idle
    chain costs these two calls, whatever the number of accounts). Otherwise walk back
    from the stored tip with `getblockheader` until a block on the best chain (undoing
@@ -12,7 +12,9 @@ A pass (`Follower.run_once`):
    `getblock <hash> 3` (2 when the node has no verbosity 3), each block in ONE database
    transaction that first checks the stored tip is the block's parent (fencing: a
    block is never applied twice, a crash leaves whole blocks only);
-4. mempool diff (chain.mempool).
+4. the mempool (chain.mempool): from the ZMQ feed when it continues the last snapshot
+   (chain.feed), else from the step-2 snapshot. Step 2 is skipped in feed mode; a pass
+   that undid a block takes a snapshot after all and follows blocks once more.
 
 Blocks are fetched outside database transactions; nothing in a transaction waits on
 bitcoind. Raises ChainUnavailable when bitcoind cannot be reached (the next pass
@@ -27,14 +29,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from chain import feed
 from chain import mempool as mempool_sync
 from chain.apply import Applier
 from chain.errors import ChainRejected
 from chain.events import Classifier, Listener, dispatch
-from chain.model import ChainBlock
+from chain.model import ChainBlock, MempoolTx
+from chain.sql import member
 from chain.txdata import BlockData, block_from_json
 from store.base import utcnow
 from store.session import engine_for
@@ -51,6 +55,7 @@ class PassReport:
     blocks_applied: int = 0
     blocks_undone: int = 0
     tip_height: int | None = None
+    mempool_mode: str | None = None     # "full" (getrawmempool snapshot) or "feed" (ZMQ notifications)
     mempool_new: int = 0
     mempool_gone: int = 0
     rows_written: int = 0
@@ -129,12 +134,20 @@ class Follower:
             if not is_leader:
                 report.busy = True
                 return report
-            snapshot, snapshot_at = None, self.clock()
+            plan, snapshot, snapshot_at = None, None, self.clock()
             if mempool:
-                snapshot = self.node.call("getrawmempool", False, True)
+                with self.sessions() as session:
+                    plan = feed.plan(session, snapshot_at)
+                if plan.mode == "full":
+                    snapshot = self.node.call("getrawmempool", False, True)
             self.follow_blocks(report)
-            if mempool:
-                mempool_sync.sync(self, snapshot, snapshot_at, report)
+            if plan is not None and plan.mode == "feed" and report.blocks_undone:
+                # an orphaned block's transaction that did not come back leaves no notification
+                plan, snapshot_at = plan.as_full("reorg"), self.clock()
+                snapshot = self.node.call("getrawmempool", False, True)
+                self.follow_blocks(report)
+            if plan is not None:
+                mempool_sync.sync(self, plan, snapshot, snapshot_at, report)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -236,6 +249,8 @@ class Follower:
             if account_filter is None:
                 session.add(ChainBlock(height=block.height, hash=block.hash, prev_hash=block.prev_hash,
                                        time=block.time, applied_at=now))
+                for cond in member(session, MempoolTx.txid, [t.txid for t in block.txs]):
+                    session.execute(delete(MempoolTx).where(cond))   # mined: no notification says so
                 session.flush()
                 applier.settle_depth(block.height)
             else:

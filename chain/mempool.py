@@ -1,16 +1,21 @@
-"""The mempool diff of a follower pass.
+"""The mempool part of a follower pass, in one of two modes (chain.feed.plan decides).
 
-`snapshot` is `getrawmempool(false, true)` = {"txids", "mempool_sequence"} taken BEFORE
-the pass followed blocks to the tip. So a transaction that is missing from it and is
-still `mempool` in the index was neither mined (every block up to the tip is applied)
-nor re-added after a reorg later than the snapshot (those rows were updated after
-`snapshot_at` and are left for the next pass): it left the mempool for good, and is
-dropped as conflicted (replacements seen earlier were already marked replaced).
+Full: `snapshot` is `getrawmempool(false, true)` = {"txids", "mempool_sequence"} taken
+BEFORE the pass followed blocks to the tip. So a transaction that is missing from it
+and is still `mempool` in the index was neither mined (every block up to the tip is
+applied) nor re-added after a reorg later than the snapshot (those rows were updated
+after `snapshot_at` and are left for the next pass): it left the mempool for good, and
+is dropped as conflicted (replacements seen earlier were already marked replaced).
+Unchanged `mempool_sequence` and tip → no fetch, only the (indexed) look for
+unconfirmed rows that left. Costs O(mempool): the whole txid list and `chain_mempool`.
 
-New txids (not in `chain_mempool`) are fetched with batched `getrawtransaction` and
-applied parents first, `BATCH` per database transaction. Unchanged
-`mempool_sequence` and tip → no fetch, only the (indexed) look for unconfirmed rows
-that left.
+Feed: the ZMQ notifications recorded since the cursor (chain.feed) say which
+transactions were added and which left for a non-block reason; blocks remove theirs as
+they are applied (chain.follower). Costs O(changes): no `getrawmempool` at all.
+
+Either way, new txids (not in `chain_mempool`) are fetched with batched
+`getrawtransaction` and applied parents first, `BATCH` per database transaction, before
+the ones that left are dropped (so a replacement marks what it replaced first).
 """
 from __future__ import annotations
 
@@ -19,18 +24,35 @@ import logging
 
 from sqlalchemy import delete, select
 
+from chain import feed
 from chain.apply import Applier
 from chain.errors import RPCError
 from chain.events import dispatch
 from chain.model import AccountTx, MempoolTx
-from chain.sql import insert_ignore
+from chain.sql import insert_ignore, member
 from chain.txdata import ChainTx, tx_from_json
 
 log = logging.getLogger("custos.chain")
 BATCH = 500
 
 
-def sync(follower, snapshot: dict, snapshot_at: dt.datetime, report) -> None:
+def sync(follower, plan: feed.Plan, snapshot: dict | list | None, snapshot_at: dt.datetime, report) -> None:
+    """Apply the mempool to the index as `plan` says (see the module docstring), then
+    move the feed cursor. Raises ChainUnavailable when bitcoind cannot be reached (the
+    cursor stays: the next pass does the same work again, idempotently)."""
+    report.mempool_mode = plan.mode
+    sequence = None
+    if plan.mode == "feed":
+        _follow_feed(follower, plan, report)
+    else:
+        _full(follower, snapshot, snapshot_at, report)
+        sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
+    if plan.moves_cursor(sequence):
+        with follower.transaction() as session:
+            feed.advance(session, plan, snapshot_sequence=sequence, snapshot_at=snapshot_at)
+
+
+def _full(follower, snapshot, snapshot_at: dt.datetime, report) -> None:
     txids = list(snapshot["txids"]) if isinstance(snapshot, dict) else list(snapshot)
     sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
     key = (sequence, report.tip_height)
@@ -42,17 +64,53 @@ def sync(follower, snapshot: dict, snapshot_at: dt.datetime, report) -> None:
         known = set(session.scalars(select(MempoolTx.txid)))
     new = [t for t in txids if t not in known]
     left = known - current
-    for part in _parts(new, BATCH):
+    _fetch_and_apply(follower, new, report)
+    _forget(follower, list(left))
+    report.mempool_gone += _drop_gone(follower, current, snapshot_at)
+    follower.last_mempool_sequence = key
+
+
+def _follow_feed(follower, plan: feed.Plan, report) -> None:
+    added, removed = feed.changes(plan)
+    known: set[str] = set()
+    if added:
+        with follower.sessions() as session:
+            for cond in member(session, MempoolTx.txid, added):
+                known.update(session.scalars(select(MempoolTx.txid).where(cond)))
+    _fetch_and_apply(follower, [t for t in added if t not in known], report)
+    if removed:
+        _forget(follower, removed)
+        with follower.sessions() as session:
+            unconfirmed = set()
+            for cond in member(session, AccountTx.txid, removed):
+                unconfirmed.update(session.scalars(select(AccountTx.txid).where(cond, AccountTx.state == "mempool")))
+        report.mempool_gone += _drop(follower, _really_gone(follower.node, sorted(unconfirmed)))
+
+
+def _really_gone(node, txids: list[str]) -> list[str]:
+    """The ones among `txids` that the node no longer has in its mempool. A notification
+    is not authenticated, so an account's own transaction is dropped only on the node's
+    word (`getmempoolentry`: -5 when it is not there)."""
+    if not txids:
+        return []
+    answers = node.batch([("getmempoolentry", [t]) for t in txids])
+    return [t for t, a in zip(txids, answers) if isinstance(a, RPCError) and a.code == -5]
+
+
+def _fetch_and_apply(follower, txids: list[str], report) -> None:
+    for part in _parts(txids, BATCH):
         txs = _fetch(follower.node, part)
         _apply(follower, _parents_first(txs), part)
         report.mempool_new += len(txs)
-    if left:
-        with follower.transaction() as session:
-            for i in range(0, len(left), BATCH):
-                chunk = list(left)[i:i + BATCH]
-                session.execute(delete(MempoolTx).where(MempoolTx.txid.in_(chunk)))
-    report.mempool_gone += _drop_gone(follower, current, snapshot_at)
-    follower.last_mempool_sequence = key
+
+
+def _forget(follower, txids: list[str]) -> None:
+    """Delete `txids` from `chain_mempool` (they left the mempool)."""
+    if not txids:
+        return
+    with follower.transaction() as session:
+        for part in _parts(txids, BATCH):
+            session.execute(delete(MempoolTx).where(MempoolTx.txid.in_(part)))
 
 
 def _parts(items: list, size: int):
@@ -61,11 +119,13 @@ def _parts(items: list, size: int):
 
 
 def _fetch(node, txids: list[str]) -> list[ChainTx]:
-    """Decoded transactions for `txids`; ones that left the mempool meanwhile are skipped."""
+    """Decoded transactions for `txids`; ones that left the mempool meanwhile are skipped,
+    and so are ones already in a block (a node with -txindex answers for those too:
+    the block is applied by the block part of the pass, not as unconfirmed)."""
     answers = node.batch([("getrawtransaction", [t, 1]) for t in txids])
     out = []
     for txid, answer in zip(txids, answers):
-        if isinstance(answer, RPCError):
+        if isinstance(answer, RPCError) or answer.get("blockhash"):
             continue
         out.append(tx_from_json(answer))
     return out
@@ -111,7 +171,12 @@ def _drop_gone(follower, current: set[str], snapshot_at: dt.datetime) -> int:
     with follower.sessions() as session:
         candidates = set(session.scalars(select(AccountTx.txid).where(
             AccountTx.state == "mempool", AccountTx.updated_at < snapshot_at)))
-    gone = sorted(candidates - current)
+    return _drop(follower, sorted(candidates - current))
+
+
+def _drop(follower, gone: list[str]) -> int:
+    """Mark the unconfirmed account transactions `gone` conflicted (they left the mempool
+    for good), in one transaction. Returns how many there were."""
     if not gone:
         return 0
     now = follower.clock()

@@ -144,6 +144,38 @@ class MempoolTx(Base):
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
+class MempoolFeed(Base):
+    """Core's `sequence` notifications about mempool transactions as the ZMQ listener
+    received them (`chain.feed.FeedWriter`), kept until a follower pass has applied them.
+    `kind`: `A` added / `R` removed for a non-block reason (with txid and Core's mempool
+    sequence), or `G`: the listener started, stopped or lost messages, so the next pass
+    takes a full `getrawmempool` snapshot instead."""
+    __tablename__ = "chain_mempool_feed"
+    # ids only ever grow (the cursor compares them): SQLite would reuse them once deleted
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True, autoincrement=True)
+    listener: Mapped[str] = mapped_column(String(32), nullable=False)
+    kind: Mapped[str] = mapped_column(String(1), nullable=False)
+    txid: Mapped[str | None] = mapped_column(String(64))
+    mempool_seq: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class MempoolCursor(Base):
+    """Where the follower's mempool view stands (one row, id 1): the mempool sequence and
+    time of its last full snapshot, the listener run whose notifications continue that
+    snapshot (None: no listener, every pass takes a snapshot) and the last feed row
+    applied."""
+    __tablename__ = "chain_mempool_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listener: Mapped[str | None] = mapped_column(String(32))
+    feed_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    mempool_seq: Mapped[int | None] = mapped_column(BigInteger)
+    synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
 class Restore(Base):
     """Indexing an account's past (`birthday` given): which blocks, how far, how."""
     __tablename__ = "chain_restores"

@@ -45,12 +45,15 @@ app = make_celery(Settings.from_env())
 @beat_init.connect
 def _zmq_wake(sender=None, **_kwargs):
     """In the (single) beat process: with BITCOIND_ZMQ_URL set, a thread subscribes to
-    Core's hashblock/sequence notifications and enqueues a block-follower pass at once
-    (debounced). Beat's own schedule runs a pass every CHAIN_WATCH_INTERVAL regardless."""
+    Core's hashblock/sequence notifications, records the mempool ones in the feed
+    (chain.feed) and enqueues a block-follower pass at once (debounced). Beat's own
+    schedule runs a pass every CHAIN_WATCH_INTERVAL regardless."""
     celery = getattr(sender, "app", None) or app
     settings = celery.custos_settings
     if not settings.bitcoind_zmq_url:
         return
+    from chain.feed import FeedWriter
     from chain.zmqwake import start
-    start(settings.bitcoind_zmq_url, lambda: celery.send_task("workers.tasks.follow_chain"))
+    start(settings.bitcoind_zmq_url, lambda: celery.send_task("workers.tasks.follow_chain"),
+          feed=FeedWriter(settings.database_url))
     log.info("chain follower: woken by ZMQ notifications")

@@ -1,6 +1,8 @@
 """ZMQ wakes the block follower: a stack whose beat would run a pass only every
 10 minutes still shows a payment within seconds, because devnet publishes
 hashblock/sequence (like bitcoind -zmqpub*) and beat's ZMQ thread enqueues a pass.
+Once the listener's notifications continue a snapshot (chain.feed), later payments are
+seen from the feed alone: the cursor's snapshot time stays put.
 (Under BITCOIND=..., the node is started with the same ZMQ flags.)"""
 from __future__ import annotations
 
@@ -43,3 +45,17 @@ def test_zmq_notifications_wake_the_follower(tmp_path_factory, tmp_path):
         confirmed = wait_until(lambda: (b := cli(stack, state, "account", "balance", aid))["confirmed"] and b,
                                timeout=30, what="the confirmation, seen after a ZMQ wake-up")
         assert confirmed["confirmed"] == 20_000_000
+        cursor = wait_until(lambda: (c := _cursor(e["DATABASE_URL"])) and c[0] and c, timeout=30,
+                            what="the follower's cursor handed to beat's listener")
+        faucet.call("sendtoaddress", address, Decimal("0.1"))
+        wait_until(lambda: cli(stack, state, "account", "balance", aid)["untrusted_pending"] == 10_000_000,
+                   timeout=30, what="the second payment, seen from the feed")
+        assert _cursor(e["DATABASE_URL"]) == cursor              # no snapshot was needed
+
+
+def _cursor(url):
+    from chain.model import MempoolCursor
+    from store.session import session_scope
+    with session_scope(url) as s:
+        c = s.get(MempoolCursor, 1)
+        return (c.listener, c.mempool_seq, c.synced_at) if c else None

@@ -51,7 +51,8 @@ class FakeNode(BitcoinRPC):
         self.blocks = {genesis["hash"]: genesis}
         self.active = [genesis["hash"]]
         self.mempool: dict[str, dict] = {}
-        self.sequence = 0
+        self.sequence = 1                   # Core's mempool sequence starts at 1
+        self.notifications: list[tuple[str, str, int]] = []   # (A|R, txid, mempool sequence), as ZMQ `sequence`
         self.calls: list[str] = []
 
     # ---- building the chain ----------------------------------------------------------
@@ -69,8 +70,8 @@ class FakeNode(BitcoinRPC):
         if len(branch) > len(self.active):
             self.active = branch
         for t in body:
-            self.mempool.pop(t["txid"], None)
-        self.sequence += 1
+            if self.mempool.pop(t["txid"], None) is not None:
+                self.sequence += 1          # a mined removal takes a number but sends nothing
         return block["hash"]
 
     def _branch(self, tip: str) -> list[str]:
@@ -81,12 +82,14 @@ class FakeNode(BitcoinRPC):
 
     def broadcast(self, t: dict) -> str:
         self.mempool[t["txid"]] = t
+        self.notifications.append(("A", t["txid"], self.sequence))
         self.sequence += 1
         return t["txid"]
 
     def evict(self, txid: str) -> None:
-        self.mempool.pop(txid, None)
-        self.sequence += 1
+        if self.mempool.pop(txid, None) is not None:
+            self.notifications.append(("R", txid, self.sequence))
+            self.sequence += 1
 
     # ---- RPC ----------------------------------------------------------------------------
     def call(self, method: str, *params):
@@ -140,6 +143,11 @@ class FakeNode(BitcoinRPC):
         if sequence:
             return {"txids": list(self.mempool), "mempool_sequence": self.sequence}
         return list(self.mempool)
+
+    def rpc_getmempoolentry(self, txid):
+        if txid not in self.mempool:
+            raise RPCError(-5, "Transaction not in mempool")
+        return {"vsize": 100, "depends": []}
 
     def rpc_getrawtransaction(self, txid, verbose=1):
         if txid not in self.mempool:
