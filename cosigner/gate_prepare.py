@@ -6,6 +6,8 @@ What `prepare` works out depends only on things that cannot change before the lo
 that the gate re-reads under the lock and compares (`Prepared.fits`; any difference and
 the gate inspects again under the lock, as if nothing had been prepared):
 
+- the spend and its account as `read` (plain values, no lock); the gate loads both rows
+  only under the lock, so nothing read here can stand in for them there;
 - the PSBT: the request's own bytes (compared);
 - the account's keys, descriptors, network and template (compared) and its server key
   (a cosigner key never changes);
@@ -27,8 +29,10 @@ nothing here opens the cosigner key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from embit.psbt import PSBT
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cosigner import accounts, coincheck
@@ -36,6 +40,50 @@ from cosigner.context import CosignerContext
 from cosigner.errors import PsbtRejected
 from cosigner.model import Account, CosignerKey, Spend
 from cosigner.psbt import Intent, inspect, parse
+
+
+class SeenSpend(NamedTuple):
+    """What `prepare` needs of a spend, read without a lock (`read`)."""
+    id: str
+    account_id: str
+    state: str
+    unsigned_txid: str
+    replaces_id: str | None
+
+
+class SeenAccount(NamedTuple):
+    """What `prepare` needs of an account (its `identity`, and its owner), read without a lock."""
+    id: str
+    owner_device_id: str
+    network: str
+    template: str
+    server_key_id: str | None
+    receive_descriptor: str
+    change_descriptor: str
+    platform_key: dict
+    recovery_key: dict
+
+
+# plain columns (no Spend or Account instance is built, then refreshed under the lock), and
+# the account's CosignerKey row as an instance: a cosigner key never changes, the signer reuses it
+_SPEND_COLUMNS = tuple(getattr(Spend, name) for name in SeenSpend._fields)
+_ACCOUNT_COLUMNS = tuple(getattr(Account, name) for name in SeenAccount._fields)
+_READ = (select(CosignerKey, *_SPEND_COLUMNS, *_ACCOUNT_COLUMNS).select_from(Spend)
+         .join(Account, Account.id == Spend.account_id).outerjoin(CosignerKey, CosignerKey.id == Account.server_key_id)
+         .where(Spend.id == bindparam("spend")))
+_SPLIT = 1 + len(_SPEND_COLUMNS)
+
+
+def read(session: Session, spend_id: str) -> tuple[SeenSpend, SeenAccount, CosignerKey | None] | None:
+    """The spend and its account as they are now, without a lock, for `prepare` and for
+    refusing early (a spend that is not the caller's, or not open) — never for deciding:
+    the gate loads both rows, once, under the locks (cosigner.gate.lock_spend). One
+    query; the CosignerKey row (None when the account has none) is the caller's to hold,
+    so inspection's `session.get` of it sends nothing. None when there is no such spend."""
+    row = session.execute(_READ, {"spend": spend_id}).first()
+    if row is None:
+        return None
+    return SeenSpend._make(row[1:_SPLIT]), SeenAccount._make(row[_SPLIT:]), row[0]
 
 
 @dataclass(frozen=True)
@@ -59,14 +107,14 @@ class Prepared:
                 and self.replaced_txid == replaced_txid and self.role == role and self.account == identity(account))
 
 
-def identity(account: Account) -> tuple:
+def identity(account: Account | SeenAccount) -> tuple:
     """What of an account its inspection depends on."""
     return (account.id, account.network, account.template, account.server_key_id, account.receive_descriptor,
             account.change_descriptor, account.platform_key, account.recovery_key)
 
 
-def inspected(session: Session, ctx: CosignerContext, spend: Spend, account: Account, psbt_b64: str, role: str,
-              replaced: Spend | None) -> tuple[PSBT, accounts.AccountView, Intent, CosignerKey]:
+def inspected(session: Session, ctx: CosignerContext, spend: Spend | SeenSpend, account: Account | SeenAccount,
+              psbt_b64: str, role: str, replaced: Spend | None) -> tuple[PSBT, accounts.AccountView, Intent, CosignerKey]:
     """Parse `psbt_b64`, check every input against the chain index (amounts and scripts;
     spentness is the caller's) and inspect it for `spend` with `role`'s signature
     required. Returns (psbt, view, intent, the account's CosignerKey row, loaded once).
@@ -83,10 +131,10 @@ def inspected(session: Session, ctx: CosignerContext, spend: Spend, account: Acc
 PREPARED_ROLE = "platform"
 
 
-def prepare(session: Session, ctx: CosignerContext, spend: Spend, account: Account,
+def prepare(session: Session, ctx: CosignerContext, spend: SeenSpend, account: SeenAccount,
             psbt_b64: str) -> Prepared | None:
-    """Inspect `psbt_b64` for `spend` of `account` without any lock (rows as read so
-    far), for the phone's signature. Returns None when inspection refuses: every refusal
+    """Inspect `psbt_b64` for `spend` of `account` without any lock (as `read` them), for
+    the phone's signature. Returns None when inspection refuses: every refusal
     is decided under the lock, where the gate inspects again with the signer role of
     then. The gate takes a result only when `Prepared.fits` what it reads under the lock.
     Writes nothing."""

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 from audit import services as audit
 from chain.errors import ChainRejected
 from chain.rpc import btc_to_sat
-from cosigner import accounts, coincheck, fees, gate, hooks, policy_service, reservations, spend_build
+from cosigner import accounts, coincheck, fees, gate, gate_prepare, hooks, policy_service, reservations, spend_build
 from cosigner import vsize as vs
 from cosigner.vsize import rate_to_kvb
 from cosigner.context import CosignerContext
 from cosigner.descriptors import network_params
 from cosigner.errors import InvalidDescriptor, SpendNotFound, SpendStateError, WatchOnly
-from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, CosignerKey, Spend, SpendApproval
+from cosigner.model import CANCELLABLE_STATES, OPEN_STATES, Account, Spend, SpendApproval
 from cosigner.psbt import inspect, parse
 from workers.jobs import schedule
 
@@ -132,19 +132,14 @@ def get_owned(session: Session, spend_id: str, device_id: str, *, lock: bool = F
     """The spend and its account, in one query, if `device_id` owns the account;
     SpendNotFound otherwise (no existence leak). `lock`: the spend's row (FOR UPDATE; not
     the account's)."""
-    return _owned(session, spend_id, device_id, lock=lock)[:2]
+    return _owned(session, spend_id, device_id, lock=lock)
 
 
-def _owned(session: Session, spend_id: str, device_id: str, *, lock: bool = False,
-           with_key: bool = False) -> tuple:
-    """(spend, account) or, `with_key`, (spend, account, the account's CosignerKey row)
-    from one query. A caller that holds the key row keeps it in the session's identity
-    map (which holds rows weakly), so inspection's `session.get` of it sends nothing."""
+def _owned(session: Session, spend_id: str, device_id: str, *, lock: bool = False) -> tuple[Spend, Account]:
+    """(spend, account) from one query; SpendNotFound unless `device_id` owns the account."""
     if not isinstance(spend_id, str) or len(spend_id) > 40:
         raise SpendNotFound("no such spend")
     stmt = select(Spend, Account).join(Account, Account.id == Spend.account_id).where(Spend.id == spend_id)
-    if with_key:
-        stmt = stmt.add_columns(CosignerKey).outerjoin(CosignerKey, CosignerKey.id == Account.server_key_id)
     if lock:
         stmt = stmt.with_for_update(of=Spend.__table__)
     row = session.execute(stmt).first()
@@ -162,11 +157,16 @@ def submit(session: Session, ctx: CosignerContext, spend_id: str, device_id: str
     SpendStateError / SpendNotFound with nothing changed.
 
     The PSBT is parsed and inspected before the account is locked (`gate.prepare`, on
-    the rows as read without a lock); under the lock the spend and account are read
-    again, the inputs re-reserved strictly, and the gate decides with the state of now
-    (re-inspecting unless the preparation still fits)."""
+    the spend and account as read without a lock: plain values, `gate_prepare.read`);
+    the gate's Spend and Account rows are loaded once, under the locks, and there the
+    ownership and state are checked again, the inputs re-reserved strictly, and the gate
+    decides with the state of now (re-inspecting unless the preparation still fits)."""
+    if not isinstance(spend_id, str) or len(spend_id) > 40:
+        raise SpendNotFound("no such spend")
     digest = hashlib.sha256(psbt_b64.strip().encode()).hexdigest()
-    seen, owner, _key = _owned(session, spend_id, device_id, with_key=True)   # no lock yet; _key: held
+    seen, owner, _key = gate_prepare.read(session, spend_id) or (None, None, None)   # no lock; _key: held
+    if seen is None or owner.owner_device_id != device_id:
+        raise SpendNotFound("no such spend")
     prepared = None
     if seen.state in OPEN_STATES:
         prepared = gate.prepare(session, ctx, seen, owner, psbt_b64)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cosigner import gate, gate_prepare
+from cosigner import gate, gate_prepare, spends
+from cosigner.model import Account, Spend
 from store.base import utcnow
 from store.session import session_scope
 from tests.api.test_policy import signed_spend, submit
@@ -39,6 +40,44 @@ def test_a_freeze_between_prepare_and_the_lock_denies(owner, chain_node, chain_s
     assert status == 422 and body["error"]["code"] == "policy_denied"
     assert {"rule": "frozen", "by": "staff"} in body["error"]["details"]["reasons"]
     assert _mempool(chain_node) == before and _state(device, spend)["state"] == "denied"
+
+
+def test_a_cancel_between_prepare_and_the_lock_wins(owner, chain_node, chain_settings, after_prepare):  # noqa: F811
+    """The owner cancels (another request, committed) after the phone-signed PSBT was
+    prepared from the spend as read without a lock: the gate's spend row, read under the
+    lock, is cancelled, so nothing is signed and the coins stay free."""
+    from chain.model import Coin
+    device, phone, account = owner
+    spend, signed = signed_spend(device, phone, account, chain_node)
+
+    def cancel():
+        with session_scope(chain_settings.database_url) as s:
+            spends.cancel(s, None, spend["spend_id"], device.device_id, utcnow())
+
+    after_prepare(cancel)
+    before = _mempool(chain_node)
+    status, _, body = submit(device, spend, signed)
+    assert status == 409 and body["error"]["code"] == "spend_not_open"
+    assert _mempool(chain_node) == before and _state(device, spend)["state"] == "cancelled"
+    with session_scope(chain_settings.database_url) as s:
+        for i in spend["inputs"]:
+            assert s.get(Coin, (i["txid"], i["vout"])).reserved_by is None
+
+
+def test_the_unlocked_read_leaves_the_gate_no_row_to_decide_on(owner, chain_node, chain_settings):  # noqa: F811
+    """`read` gives plain values and builds no Spend or Account instance: the rows the
+    gate decides on exist in the session only once read under the locks."""
+    device, phone, account = owner
+    spend, _ = signed_spend(device, phone, account, chain_node)
+    with session_scope(chain_settings.database_url) as s:
+        seen, owner_row, key = gate_prepare.read(s, spend["spend_id"])
+        assert (seen.id, seen.state, owner_row.id) == (spend["spend_id"], "built", account["account_id"])
+        assert owner_row.owner_device_id == device.device_id and key.id == owner_row.server_key_id
+        assert not [o for o in s.identity_map.values() if isinstance(o, (Spend, Account))]
+        assert gate_prepare.read(s, "spend_" + "0" * 24) is None
+        locked, locked_account = gate.lock_spend(s, seen.id, account_id=seen.account_id)
+        assert gate_prepare.identity(locked_account) == gate_prepare.identity(owner_row)
+        assert (locked.id, locked.unsigned_txid, locked.replaces_id) == (seen.id, seen.unsigned_txid, None)
 
 
 def test_a_signer_change_between_prepare_and_the_lock_is_inspected_again(owner, chain_node, chain_settings,  # noqa: F811
