@@ -5,17 +5,23 @@ lookups (chain.observe). The rows written are the ones chain.apply.Applier write
 the same transaction seen unconfirmed, so the follower's next mempool pass finds
 nothing to change (tests/api/test_own_index.py compares the two, row for row).
 
-It declines (raises Declined; the caller rolls back its savepoint, since some rows
-may be written by then) whenever the general applier would do
-more than record a plain spend of one account:
+It declines (raises Declined) whenever the general applier would do more than record a
+plain spend of one account:
 - an output pays a script of another account (that account's receipt and its owner's
   `receive` push are the applier's work);
 - an input is not an unspent, unconfirmed-spender-free coin of the account (a fee bump
   spends coins its predecessor already spent; the follower may have indexed it first);
 - the account already has a row for the transaction (a re-broadcast; the applier
   decides whether that row moves).
-The caller then runs chain.observe.observe_transaction. Runs in the caller's
-transaction, which must be a savepoint the caller rolls back on Declined; no bitcoind call; no listener is dispatched (the gate has set its spend's
+The caller then runs chain.observe.observe_transaction. All three are checked by the
+first statement, before anything is written. Each write checks again (its row count, or
+RETURNING): on PostgreSQL the block follower may index the same transaction between the
+check and the write, and a decline then comes after some rows are written, so a caller
+on PostgreSQL runs this in a savepoint it rolls back on Declined (or on a deadlock with
+the follower). On SQLite the caller holds the database's one write lock (the signing
+gate's account lock), nothing else writes between the check and the writes, so a
+decline always comes before any write and no savepoint is needed. Runs in the caller's
+transaction; no bitcoind call; no listener is dispatched (the gate has set its spend's
 state itself, which is all the listeners would do for a send of ours).
 """
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from sqlalchemy import Integer, bindparam, case, select, tuple_, update
+from sqlalchemy import Integer, bindparam, case, exists, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -39,12 +45,20 @@ class Declined(Exception):
 
 # The statements of one recorded spend, built once (table-level: no ORM unit of work, and
 # SQLAlchemy reuses their compiled form; only the parameters change per cosign).
-_SCRIPTS, _COINS, _BRANCHES = WatchedScript.__table__, Coin.__table__, ScriptBranch.__table__
-_MATCH = (select(_SCRIPTS.c.script, _SCRIPTS.c.account_id, _SCRIPTS.c.branch, _SCRIPTS.c.index)
-          .where(_SCRIPTS.c.script.in_(bindparam("scripts", expanding=True))))
-_SPEND_COINS = (update(_COINS)
-                .where(tuple_(_COINS.c.txid, _COINS.c.vout).in_(bindparam("outpoints", expanding=True)),
-                       _COINS.c.account_id == bindparam("account"), _COINS.c.spent_by_txid.is_(None))
+_SCRIPTS, _COINS, _BRANCHES, _TXS = (WatchedScript.__table__, Coin.__table__, ScriptBranch.__table__,
+                                     AccountTx.__table__)
+_FREE_INPUTS = (tuple_(_COINS.c.txid, _COINS.c.vout).in_(bindparam("outpoints", expanding=True)),
+                _COINS.c.account_id == bindparam("account"), _COINS.c.spent_by_txid.is_(None))
+# every reason to decline, in one row per watched output script (one row with no script
+# when none is watched): how many inputs are free coins of the account, whether the
+# account has the transaction already, and the outputs' watched scripts
+_CHECKS = select(select(func.count()).select_from(_COINS).where(*_FREE_INPUTS).scalar_subquery().label("free"),
+                 exists().where(_TXS.c.account_id == bindparam("account"),
+                                _TXS.c.txid == bindparam("spender")).label("known")).subquery("checks")
+_CHECK = (select(_CHECKS.c.free, _CHECKS.c.known, _SCRIPTS.c.script, _SCRIPTS.c.account_id, _SCRIPTS.c.branch,
+                 _SCRIPTS.c.index)
+          .select_from(_CHECKS.outerjoin(_SCRIPTS, _SCRIPTS.c.script.in_(bindparam("scripts", expanding=True)))))
+_SPEND_COINS = (update(_COINS).where(*_FREE_INPUTS)
                 .values(spent_by_txid=bindparam("spender"), spent_height=None, spent_block_hash=None))
 _MARK_USED = (update(_SCRIPTS).where(_SCRIPTS.c.script.in_(bindparam("scripts", expanding=True)),
                                      _SCRIPTS.c.used.is_(False)).values(used=True))
@@ -67,18 +81,21 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
                  outputs: Sequence[tuple[int, bytes, int]], now: dt.datetime) -> None:
     """Record `txid` (unconfirmed) spending `inputs` [(txid, vout, amount_sat)], all
     coins of `account_id`, and creating `outputs` [(vout, scriptPubKey, value_sat)].
-    Raises Declined (see the module docstring): the caller rolls its savepoint back.
+    Raises Declined (see the module docstring): before any write, except on PostgreSQL
+    when the follower indexes it concurrently (the caller's savepoint is rolled back).
     Not idempotent by itself: a second call for the same transaction declines."""
     if not inputs:
         raise Declined()
     conn = session.connection()
-    watched = {bytes(spk): (acct, branch, index) for spk, acct, branch, index
-               in conn.execute(_MATCH, {"scripts": sorted({script for _, script, _ in outputs})})}
-    if any(hit[0] != account_id for hit in watched.values()):
+    outpoints = [(t, v) for t, v, _ in inputs]
+    rows = conn.execute(_CHECK, {"outpoints": outpoints, "account": account_id, "spender": txid,
+                                 "scripts": sorted({script for _, script, _ in outputs})}).all()
+    free, known = rows[0][0], rows[0][1]
+    watched = {bytes(spk): (acct, branch, index) for _, _, spk, acct, branch, index in rows if spk is not None}
+    if known or free != len(inputs) or any(hit[0] != account_id for hit in watched.values()):
         raise Declined()
-    spent = conn.execute(_SPEND_COINS, {"outpoints": [(t, v) for t, v, _ in inputs], "account": account_id,
-                                        "spender": txid})
-    if spent.rowcount != len(inputs):
+    spent = conn.execute(_SPEND_COINS, {"outpoints": outpoints, "account": account_id, "spender": txid})
+    if spent.rowcount != len(inputs):       # PostgreSQL: the follower marked one meanwhile
         raise Declined()
     for t, v, _ in inputs:          # a Coin the session loaded earlier is read afresh when used
         _expire(session, Coin, (t, v))
@@ -95,7 +112,7 @@ def record_spend(session: Session, account_id: str, txid: str, inputs: Sequence[
         account_id=account_id, txid=txid, state="mempool", first_seen=now, updated_at=now, replaced_by=None,
         block_height=None, block_hash=None, block_pos=None, block_time=None, received_sat=received,
         sent_sat=sent, net_sat=received - sent, fee_sat=sent - sum(value for _, _, value in outputs)))
-    if row.first() is None:        # the account has a row for it already
+    if row.first() is None:        # PostgreSQL: the follower recorded it meanwhile
         raise Declined()
     if ours:
         _mark_used(session, conn, account_id, ours, watched)

@@ -15,6 +15,7 @@ transaction Custos did not sign.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 
@@ -105,20 +106,23 @@ class Listener:
 def index_own_broadcast(session: Session, notify, raw: bytes, txid: str, now: dt.datetime, *,
                         account_id: str | None = None, intent=None) -> None:
     """The index records our own transaction at once (inputs spent, change ours; its coins
-    stay reserved a while in case the node drops it before the follower sees it) — inside a
-    savepoint. With `account_id` and the gate's `intent` (cosigner.psbt.Intent: the
-    account's coins it spends, amounts proved, and its outputs) a plain spend is written
-    directly (chain.own.record_spend: the same rows, a third of the statements); anything
-    else — a fee bump, a payment to another account, a transaction already indexed — goes
-    through the general applier. The transaction is already out: a failure here must not
-    undo the spend's broadcast state, its decision and its place in the velocity ledger. It happens on
-    PostgreSQL when the block follower's mempool pass indexes the same transaction at the
-    same moment (a deadlock on the coin rows, or the coin already inserted); the follower
-    then indexes it, so only the savepoint is rolled back and the spend commits as sent."""
+    stay reserved a while in case the node drops it before the follower sees it). With
+    `account_id` and the gate's `intent` (cosigner.psbt.Intent: the account's coins it
+    spends, amounts proved, and its outputs) a plain spend is written directly
+    (chain.own.record_spend: the same rows, a third of the statements); anything else — a
+    fee bump, a payment to another account, a transaction already indexed — goes through
+    the general applier, in a savepoint. The transaction is already out: a failure here
+    must not undo the spend's broadcast state, its decision and its place in the velocity
+    ledger. It happens on PostgreSQL when the block follower's mempool pass indexes the
+    same transaction at the same moment (a deadlock on the coin rows, or a row it wrote
+    between record_spend's check and its write); the follower then indexes it, so only
+    the savepoint is rolled back and the spend commits as sent. On SQLite nothing else
+    writes while the gate holds the account lock (the database's one write lock), so
+    record_spend declines before writing or not at all and runs without a savepoint."""
     try:
         if intent is not None and account_id is not None:
             try:
-                with session.begin_nested():
+                with _direct_savepoint(session):
                     own.record_spend(session, account_id, txid,
                                      [(i.txid, i.vout, i.amount_sat) for i in intent.inputs],
                                      [(o.index, bytes.fromhex(o.script_hex), o.amount_sat) for o in intent.outputs],
@@ -132,3 +136,11 @@ def index_own_broadcast(session: Session, notify, raw: bytes, txid: str, now: dt
                                 classifiers=(classify,))
     except DBAPIError as err:
         log.warning("indexing our broadcast %s is left to the block follower (%s)", txid, type(err.orig).__name__)
+
+
+def _direct_savepoint(session: Session):
+    """A savepoint for chain.own.record_spend where another writer can meet it (PostgreSQL);
+    none on SQLite, where the caller holds the one write lock (see index_own_broadcast)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return contextlib.nullcontext()
+    return session.begin_nested()

@@ -149,6 +149,39 @@ def test_a_transaction_already_recorded_or_a_coin_already_spent_is_declined(devi
         s.rollback()
 
 
+def test_without_a_concurrent_writer_every_decline_comes_before_any_write(device, owner, chain_node,
+                                                                         chain_settings):
+    """Every reason to decline is found by record_spend's first statement, a read: with no
+    other writer meanwhile (SQLite, whose one write lock the gate holds) a declined record
+    has written nothing, which is why the gate runs it there without a savepoint."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    phone, account = owner
+    spend, signed = signed_spend(device, phone, account, chain_node)
+    tx, inputs, outputs = _spend_parts(spend, signed)
+    txid, aid = tx.txid().hex(), account["account_id"]
+    sent: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_args):
+        sent.append(statement.lstrip().split(None, 1)[0].upper())
+
+    with session_scope(chain_settings.database_url) as s:
+        own.record_spend(s, aid, txid, inputs, outputs, NOW)
+        before = _rows(s, [aid])
+        event.listen(Engine, "before_cursor_execute", capture)
+        try:
+            for account_id, spender in ((aid, txid),              # the same transaction again
+                                        (aid, "ab" * 32),         # another one spending the same coin
+                                        ("someone-else", "cd" * 32)):   # a coin of another account
+                with pytest.raises(own.Declined):
+                    own.record_spend(s, account_id, spender, inputs, outputs, NOW)
+        finally:
+            event.remove(Engine, "before_cursor_execute", capture)
+        assert sent == ["SELECT"] * 3
+        assert _rows(s, [aid]) == before
+        s.rollback()
+
+
 def test_a_renewal_right_after_a_strict_reservation_writes_nothing_and_any_other_does(device, owner, chain_node,
                                                                                      chain_settings):
     """A cosign reserves its coins strictly at submit and renews them after the broadcast,
