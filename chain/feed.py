@@ -69,18 +69,26 @@ class Plan:
 
 
 def plan(session: Session, now: dt.datetime) -> Plan:
-    """Read the cursor and the feed after it (a few indexed reads; no bitcoind call)."""
+    """Read the cursor and the feed after it (two indexed reads, four on a backlog; no
+    bitcoind call)."""
     cursor = session.get(MempoolCursor, 1)
     after = cursor.feed_id if cursor else 0
-    high = session.scalar(select(func.max(MempoolFeed.id))) or after
-    marker = session.execute(select(MempoolFeed.kind, MempoolFeed.listener)
-                             .where(MempoolFeed.kind.in_((GAP, STOPPED)))
-                             .order_by(MempoolFeed.id.desc()).limit(1)).first()
+    rows = session.execute(select(MempoolFeed.id, MempoolFeed.kind, MempoolFeed.txid, MempoolFeed.mempool_seq,
+                                  MempoolFeed.listener)
+                           .where(MempoolFeed.id > after).order_by(MempoolFeed.id).limit(MAX_ROWS + 1)).all()
+    backlog = len(rows) > MAX_ROWS
+    if backlog:
+        high = session.scalar(select(func.max(MempoolFeed.id)))
+        marker = session.execute(select(MempoolFeed.kind, MempoolFeed.listener)
+                                 .where(MempoolFeed.kind.in_((GAP, STOPPED)))
+                                 .order_by(MempoolFeed.id.desc()).limit(1)).first()
+    else:
+        high = rows[-1].id if rows else after
+        marker = next(((r.kind, r.listener) for r in reversed(rows) if r.kind in (GAP, STOPPED)), None)
     if marker is not None:
-        newest = marker.listener if marker.kind == GAP else None
+        newest = marker[1] if marker[0] == GAP else None
     else:
         newest = cursor.listener if cursor else None
-
     state = (cursor.listener, cursor.mempool_seq) if cursor else None
 
     def full(reason: str) -> Plan:
@@ -89,11 +97,8 @@ def plan(session: Session, now: dt.datetime) -> Plan:
         return full("no listener")
     if now - cursor.synced_at >= FULL_EVERY:
         return full("periodic")
-    if high - after > MAX_ROWS:
+    if backlog:
         return full("backlog")
-    rows = session.execute(select(MempoolFeed.id, MempoolFeed.kind, MempoolFeed.txid, MempoolFeed.mempool_seq,
-                                  MempoolFeed.listener)
-                           .where(MempoolFeed.id > after, MempoolFeed.id <= high).order_by(MempoolFeed.id)).all()
     if any(r.kind not in (ADDED, REMOVED) or r.listener != cursor.listener for r in rows):
         return full("gap")
     return Plan("feed", "feed", high, cursor.listener, cursor.mempool_seq,
