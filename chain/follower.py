@@ -47,6 +47,7 @@ log = logging.getLogger("custos.chain")
 LEADER_LOCK_KEY = 0x637573746F73  # "custos": the PostgreSQL advisory lock of the follower
 MAX_REORG_DEPTH = 1_000            # refuse to walk back further (operator action needed)
 MAX_BLOCKS_PER_PASS = 2_000        # a pass returns after this many blocks (the next one continues)
+WOKEN_LOCK_WAIT = 0.25             # seconds a woken pass waits for another leader (Follower.run_woken)
 
 
 @dataclass
@@ -98,16 +99,17 @@ class Follower:
             yield session
 
     @contextlib.contextmanager
-    def leader(self):
+    def leader(self, lock_wait: float | None = None):
         """Yields True while this process is the only follower (PostgreSQL advisory
         lock on a dedicated connection, released on exit or when the connection dies);
-        False after `lock_wait` seconds of another leader. SQLite: always True."""
+        False after `lock_wait` seconds (default: the follower's) of another leader; 0:
+        one try. SQLite: always True."""
         if self.engine.dialect.name != "postgresql":
             yield True
             return
         conn = self.engine.connect()
         try:
-            deadline = time.monotonic() + self.lock_wait
+            deadline = time.monotonic() + (self.lock_wait if lock_wait is None else lock_wait)
             while True:
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}).scalar()
                 conn.commit()
@@ -126,11 +128,12 @@ class Follower:
             conn.close()
 
     # ---- a pass -----------------------------------------------------------------------
-    def run_once(self, *, mempool: bool = True) -> PassReport:
-        """One pass (see the module docstring). Returns what it did."""
+    def run_once(self, *, mempool: bool = True, lock_wait: float | None = None) -> PassReport:
+        """One pass (see the module docstring). Returns what it did (`busy`: another
+        leader held the lock for `lock_wait` seconds, default the follower's)."""
         started = time.perf_counter()
         report = PassReport()
-        with self.leader() as is_leader:
+        with self.leader(lock_wait) as is_leader:
             if not is_leader:
                 report.busy = True
                 return report
@@ -150,6 +153,18 @@ class Follower:
                 mempool_sync.sync(self, plan, snapshot, snapshot_at, report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def run_woken(self, *, lock_wait: float = WOKEN_LOCK_WAIT, max_passes: int = 10) -> list[PassReport]:
+        """A pass on a wake-up: it waits at most `lock_wait` seconds for another leader
+        (then returns [busy report]: the running leader covers it, see below). A pass that
+        took longer than `lock_wait` is followed by another one, up to `max_passes`: the
+        wake-ups that arrived meanwhile found the lock held and returned, and what they
+        announced (notifications, blocks) is what the trailing pass picks up. A quick
+        pass needs none: a wake-up arriving during it gets the lock when it ends."""
+        reports = [self.run_once(lock_wait=lock_wait)]
+        while not reports[-1].busy and reports[-1].seconds > lock_wait and len(reports) < max_passes:
+            reports.append(self.run_once(lock_wait=0.0))
+        return reports
 
     def tip(self, session: Session) -> ChainBlock | None:
         return session.scalar(select(ChainBlock).order_by(ChainBlock.height.desc()).limit(1))

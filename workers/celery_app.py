@@ -42,6 +42,17 @@ def _logging(**_kwargs):
 app = make_celery(Settings.from_env())
 
 
+WAKE_EXPIRES = 2.0   # seconds: a wake-up still queued after this is dropped (newer ones follow)
+
+
+def wake_follower(celery):
+    """What beat's ZMQ thread calls: enqueue a `woken` follower pass that expires when
+    it waited WAKE_EXPIRES seconds in the queue. Wake-ups carry nothing (the notifications
+    are in the feed), so during a long pass they neither pile up nor hold workers on its
+    lock (workers.tasks.follow_chain)."""
+    return lambda: celery.send_task("workers.tasks.follow_chain", kwargs={"woken": True}, expires=WAKE_EXPIRES)
+
+
 @beat_init.connect
 def _zmq_wake(sender=None, **_kwargs):
     """In the (single) beat process: with BITCOIND_ZMQ_URL set, a thread subscribes to
@@ -54,6 +65,5 @@ def _zmq_wake(sender=None, **_kwargs):
         return
     from chain.feed import FeedWriter
     from chain.zmqwake import start
-    start(settings.bitcoind_zmq_url, lambda: celery.send_task("workers.tasks.follow_chain"),
-          feed=FeedWriter(settings.database_url))
+    start(settings.bitcoind_zmq_url, wake_follower(celery), feed=FeedWriter(settings.database_url))
     log.info("chain follower: woken by ZMQ notifications")

@@ -99,21 +99,26 @@ def verify_audit_chain(self) -> dict:
 
 
 @shared_task(bind=True, name="workers.tasks.follow_chain", autoretry_for=(ConnectionError,), max_retries=3)
-def follow_chain(self) -> int:
+def follow_chain(self, woken: bool = False) -> int:
     """One block-follower pass (beat every CHAIN_WATCH_INTERVAL, and woken by ZMQ):
-    blocks to the tip (reorgs undone), then the mempool diff. One leader at a time;
-    a pass that finds another leader waits briefly, then returns. Returns the blocks
-    applied. bitcoind down: logged, the next pass resumes from the stored tip."""
+    blocks to the tip (reorgs undone), then the mempool. One leader at a time; a
+    scheduled pass that finds another leader waits briefly, then returns. A `woken` one
+    waits a quarter second at most (Follower.run_woken): while a long pass runs (a big
+    block, a catch-up) the wake-ups that keep coming must not hold every worker process
+    on the lock; the long pass is followed by another that picks up what they announced.
+    Returns the blocks applied. bitcoind down: logged, the next pass resumes from the
+    stored tip."""
     from chain.errors import ChainUnavailable
     try:
-        report = _follower(self).run_once()
+        follower = _follower(self)
+        reports = follower.run_woken() if woken else [follower.run_once()]
     except ChainUnavailable:
         log.warning("chain follower: bitcoind unavailable")
         return 0
-    if report.blocks_applied or report.blocks_undone:
-        log.info("chain follower: %d block(s) applied, %d undone, tip %s", report.blocks_applied,
-                 report.blocks_undone, report.tip_height)
-    return report.blocks_applied
+    applied, undone = sum(r.blocks_applied for r in reports), sum(r.blocks_undone for r in reports)
+    if applied or undone:
+        log.info("chain follower: %d block(s) applied, %d undone, tip %s", applied, undone, reports[-1].tip_height)
+    return applied
 
 
 _followers: dict[int, object] = {}

@@ -107,3 +107,18 @@ def test_kill_9_mid_block_then_restart_loses_and_doubles_nothing(require_postgre
     n_coins, n_txs, heights = counts(url, aid)
     assert (n_coins, n_txs) == (len(txids), len(txids))
     assert heights == list(range(heights[0], start + 6))      # contiguous, each once
+
+
+def test_a_woken_pass_does_not_wait_for_a_long_leader(require_postgres, chain_settings, follower):
+    """Another leader holds the lock: a woken pass gives up after its quarter second
+    (busy, nothing done), where a scheduled one would wait its lock_wait."""
+    from sqlalchemy import text
+    from chain.follower import LEADER_LOCK_KEY
+    with follower.engine.connect() as other:
+        assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}).scalar()
+        try:
+            reports = follower.run_woken(lock_wait=0.25)
+            assert [r.busy for r in reports] == [True] and reports[0].mempool_mode is None
+        finally:
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+    assert [r.busy for r in follower.run_woken(lock_wait=0.25)] == [False]

@@ -123,3 +123,14 @@ def test_the_listener_records_its_notifications_and_its_stop(tmp_path):
     assert got[0][0] == "G" and {g[2] for g in got} == {writer.listener}
     assert [g[:2] for g in got[-4:]] == [("R", 500), ("G", None), ("A", 502), ("X", None)]
     assert all(k == "A" for k, _, _ in got[1:-4])
+
+
+def test_a_wake_up_is_a_woken_pass_that_expires_in_the_queue():
+    from workers.celery_app import WAKE_EXPIRES, wake_follower
+    sent = []
+
+    class Broker:
+        def send_task(self, name, **options):
+            sent.append((name, options))
+    wake_follower(Broker())()
+    assert sent == [("workers.tasks.follow_chain", {"kwargs": {"woken": True}, "expires": WAKE_EXPIRES})]

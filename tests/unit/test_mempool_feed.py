@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlalchemy import select
@@ -160,6 +161,40 @@ def test_an_old_snapshot_a_backlog_or_a_reorg_takes_a_snapshot(tmp_path, monkeyp
     node.calls.clear()
     report = f.run_once()
     assert report.blocks_undone == 1 and report.mempool_mode == "full" and "getrawmempool" in node.calls
+
+
+class ArrivingDuringThePass(FakeNode):
+    """A node where, once, a payment arrives (and is recorded) while a pass follows
+    blocks, and that pass is slow."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrival = None
+
+    def rpc_getbestblockhash(self):
+        if self.arrival is not None:
+            payment, writer, self.arrival = *self.arrival, None
+            self.broadcast(payment)
+            pump(self, writer)
+            time.sleep(0.3)
+        return super().rpc_getbestblockhash()
+
+
+def test_a_long_woken_pass_is_followed_by_one_that_picks_up_what_came_meanwhile(tmp_path):
+    url = sqlite_url(tmp_path)
+    _aid, receive, _change = add_account(url)
+    node = ArrivingDuringThePass()
+    f, writer = make(url, node), FeedWriter(url)
+    f.run_once()
+    pump(node, writer, gap=True)
+    f.run_once()
+    assert [r.mempool_mode for r in f.run_woken(lock_wait=0.25)] == ["feed"]     # a quick pass: one
+    payment = pay(receive, 0)
+    node.arrival = (payment, writer)
+    node.mine([])
+    reports = f.run_woken(lock_wait=0.25)
+    assert [(r.blocks_applied, r.mempool_new) for r in reports] == [(1, 0), (0, 1)]
+    assert state(url, payment["txid"]) == "mempool"
 
 
 def test_changes_keep_each_txids_last_word_and_skip_what_the_snapshot_has():
