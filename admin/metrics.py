@@ -80,7 +80,7 @@ class DatabaseCollector:
         families = []
         for name, fn in (("spends", self._spends), ("decisions", self._decisions), ("recovery", self._recovery),
                          ("messages", self._messages), ("outboxes", self._outboxes), ("jobs", self._jobs),
-                         ("chain", self._chain)):
+                         ("chain", self._chain), ("mempool_feed", self._mempool_feed)):
             try:
                 with session_scope(self.settings.database_url) as session:
                     families.extend(fn(session))
@@ -195,6 +195,23 @@ class DatabaseCollector:
                     GaugeMetricFamily("custos_chain_watcher_lag_blocks",
                                       "Blocks between the node's tip and the chain index's tip (block follower lag)",
                                       value=report["watcher_lag_blocks"])]
+        return out
+
+
+    @staticmethod
+    def _mempool_feed(session):
+        from chain import feed
+        from store.base import utcnow
+        st = feed.status(session, utcnow())
+        out = [GaugeMetricFamily("custos_chain_mempool_feed_listening",
+                                 "1 while follower passes can follow the ZMQ mempool feed (0: every pass snapshots)",
+                                 value=1 if st["listening"] else 0),
+               GaugeMetricFamily("custos_chain_mempool_feed_pending", "ZMQ mempool notifications not yet applied",
+                                 value=st["pending"])]
+        if st["snapshot_age_seconds"] is not None:
+            out.append(GaugeMetricFamily("custos_chain_mempool_snapshot_age_seconds",
+                                         "Seconds since the follower's last full getrawmempool snapshot",
+                                         value=st["snapshot_age_seconds"]))
         return out
 
 

@@ -136,6 +136,17 @@ def advance(session: Session, p: Plan, *, snapshot_sequence: int | None = None,
     session.execute(delete(MempoolFeed).where(MempoolFeed.id <= cursor.feed_id))
 
 
+def status(session: Session, now: dt.datetime) -> dict:
+    """For monitoring: {"listening": whether the cursor is held by a listener run (feed
+    passes possible), "pending": feed rows after the cursor, "snapshot_age_seconds": since
+    the last full snapshot (None before the first)}. Two small reads."""
+    cursor = session.get(MempoolCursor, 1)
+    after = cursor.feed_id if cursor else 0
+    pending = session.scalar(select(func.count()).select_from(MempoolFeed).where(MempoolFeed.id > after)) or 0
+    return {"listening": bool(cursor and cursor.listener), "pending": pending,
+            "snapshot_age_seconds": (now - cursor.synced_at).total_seconds() if cursor else None}
+
+
 class FeedWriter:
     """Writes one listener run's notifications (`record`, `stopped`). Never raises: a
     failed write is logged and makes the next batch start with a `G` row."""

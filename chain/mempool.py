@@ -45,6 +45,8 @@ def sync(follower, plan: feed.Plan, snapshot: dict | list | None, snapshot_at: d
     if plan.mode == "feed":
         _follow_feed(follower, plan, report)
     else:
+        if plan.reason in ("gap", "backlog", "reorg"):   # frequent gaps: raise -zmqpubsequencehwm
+            log.info("chain follower: mempool snapshot (%s)", plan.reason)
         _full(follower, snapshot, snapshot_at, report)
         sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
     if plan.moves_cursor(sequence):
