@@ -188,7 +188,6 @@ def bench_busy_mempool(url, node, follower, real, busy: int, churn: int, passes:
     import psycopg
     from chain.derive import script_deriver
     from chain.feed import FeedWriter
-    from chain.zmqwake import Notification
     node.mine()
     follower.run_once()
     txids = [os.urandom(32).hex() for _ in range(busy)]
@@ -203,8 +202,7 @@ def bench_busy_mempool(url, node, follower, real, busy: int, churn: int, passes:
     feeding = [False]
 
     def pump(gap=False):
-        batch = [Notification("sequence", t, label, seq) for label, t, seq in node.notifications]
-        node.notifications.clear()
+        batch = node.drain()
         if feeding[0] or gap:
             writer.record(batch, gap)
 

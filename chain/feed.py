@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chain.model import MempoolCursor, MempoolFeed
 from store.base import utcnow
+from store.session import engine_for
 
 log = logging.getLogger("custos.chain")
 FULL_EVERY = dt.timedelta(minutes=10)   # a full snapshot at least this often, whatever the feed says
@@ -152,7 +153,6 @@ class FeedWriter:
     failed write is logged and makes the next batch start with a `G` row."""
 
     def __init__(self, database_url: str, *, clock=utcnow):
-        from store.session import engine_for
         self.sessions = sessionmaker(bind=engine_for(database_url))
         self.listener = uuid.uuid4().hex
         self.clock = clock

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain import feed
@@ -38,7 +38,7 @@ from chain.apply import Applier
 from chain.errors import ChainRejected
 from chain.events import Classifier, Listener, dispatch
 from chain.model import ChainBlock, MempoolTx
-from chain.sql import member
+from chain.sql import delete_in
 from chain.txdata import BlockData, block_from_json
 from store.base import utcnow
 from store.session import engine_for
@@ -264,8 +264,7 @@ class Follower:
             if account_filter is None:
                 session.add(ChainBlock(height=block.height, hash=block.hash, prev_hash=block.prev_hash,
                                        time=block.time, applied_at=now))
-                for cond in member(session, MempoolTx.txid, [t.txid for t in block.txs]):
-                    session.execute(delete(MempoolTx).where(cond))   # mined: no notification says so
+                delete_in(session, MempoolTx, MempoolTx.txid, [t.txid for t in block.txs])   # mined: no notification says so
                 session.flush()
                 applier.settle_depth(block.height)
             else:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from chain import feed
 from chain.apply import Applier
 from chain.errors import RPCError
 from chain.events import dispatch
 from chain.model import AccountTx, MempoolTx
-from chain.sql import insert_ignore, member
+from chain.sql import chunks, delete_in, insert_ignore, member
 from chain.txdata import ChainTx, tx_from_json
 
 log = logging.getLogger("custos.chain")
@@ -47,16 +47,15 @@ def sync(follower, plan: feed.Plan, snapshot: dict | list | None, snapshot_at: d
     else:
         if plan.reason in ("gap", "backlog", "reorg"):   # frequent gaps: raise -zmqpubsequencehwm
             log.info("chain follower: mempool snapshot (%s)", plan.reason)
-        _full(follower, snapshot, snapshot_at, report)
         sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
+        _full(follower, snapshot, sequence, snapshot_at, report)
     if plan.moves_cursor(sequence):
         with follower.transaction() as session:
             feed.advance(session, plan, snapshot_sequence=sequence, snapshot_at=snapshot_at)
 
 
-def _full(follower, snapshot, snapshot_at: dt.datetime, report) -> None:
+def _full(follower, snapshot, sequence: int | None, snapshot_at: dt.datetime, report) -> None:
     txids = list(snapshot["txids"]) if isinstance(snapshot, dict) else list(snapshot)
-    sequence = snapshot.get("mempool_sequence") if isinstance(snapshot, dict) else None
     key = (sequence, report.tip_height)
     current = set(txids)
     if sequence is not None and key == follower.last_mempool_sequence and not report.blocks_applied:
@@ -100,7 +99,7 @@ def _really_gone(node, txids: list[str]) -> list[str]:
 
 
 def _fetch_and_apply(follower, txids: list[str], report) -> None:
-    for part in _parts(txids, BATCH):
+    for part in chunks(txids, BATCH):
         txs = _fetch(follower.node, part)
         _apply(follower, _parents_first(txs), part)
         report.mempool_new += len(txs)
@@ -108,16 +107,9 @@ def _fetch_and_apply(follower, txids: list[str], report) -> None:
 
 def _forget(follower, txids: list[str]) -> None:
     """Delete `txids` from `chain_mempool` (they left the mempool)."""
-    if not txids:
-        return
-    with follower.transaction() as session:
-        for part in _parts(txids, BATCH):
-            session.execute(delete(MempoolTx).where(MempoolTx.txid.in_(part)))
-
-
-def _parts(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+    if txids:
+        with follower.transaction() as session:
+            delete_in(session, MempoolTx, MempoolTx.txid, txids)
 
 
 def _fetch(node, txids: list[str]) -> list[ChainTx]:

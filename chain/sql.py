@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from sqlalchemy import any_, bindparam, select, update
+from sqlalchemy import any_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,14 @@ def select_in(session: Session, model, column, values: list, *, for_update: bool
             stmt = stmt.with_for_update()
         rows.extend(session.scalars(stmt))
     return rows
+
+
+def delete_in(session: Session, model, column, values: list) -> None:
+    """DELETE the rows of `model` whose `column` is in `values` (set query, see `member`)."""
+    if not values:
+        return
+    for cond in member(session, column, list(set(values))):
+        session.execute(delete(model).where(cond))
 
 
 def coins_spent_by(session: Session, txids: list[str]) -> list[Coin]:

@@ -5,38 +5,15 @@ the final one is used exactly once (by an A/R notification or by a transaction a
 took out of the mempool). The follower's feed mode (chain.feed) relies on both."""
 from __future__ import annotations
 
-import time
-
-import zmq
-
-from chain.zmqwake import parse
+from _zmq_kit import collect, subscribe
 from _devnet_kit import Key, expect_rpc_error, fund, sign_p2wpkh
-
-
-def _subscriber(url):
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SUBSCRIBE, b"sequence")
-    sock.connect(url)
-    time.sleep(0.3)           # slow joiner: let the subscription reach the publisher
-    return sock
-
-
-def _collect(sock, done, timeout=15.0):
-    got, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline and not done(got):
-        if sock.poll(100):
-            n = parse(sock.recv_multipart())
-            if n is not None:
-                got.append(n)
-    return got
 
 
 def test_snapshot_plus_notifications_is_the_mempool(node, rpc, faucet, mine):
     key, dest, miner = Key(), Key(), Key()
     a, b, c = (fund(rpc, faucet, key.address, "0.01") for _ in range(3))
     mine(1)
-    sock = _subscriber(node.zmq_url)
+    sock = subscribe(node.zmq_url, (b"sequence",))
     try:
         snap = rpc.getrawmempool(False, True)
         view, base = set(snap["txids"]), snap["mempool_sequence"]
@@ -52,7 +29,7 @@ def test_snapshot_plus_notifications_is_the_mempool(node, rpc, faucet, mine):
         rpc.reconsiderblock(block)                                     # and go again, mined
         rpc.syncwithvalidationinterfacequeue()
         final = rpc.getrawmempool(False, True)
-        got = _collect(sock, lambda g: sum(n.label == "C" and n.hash == block for n in g) >= 2)
+        got = collect(sock, lambda g: sum(n.label == "C" and n.hash == block for n in g) >= 2, timeout=15.0)
     finally:
         sock.close()
     t3x_id = rpc.decoderawtransaction(t3x)["txid"]

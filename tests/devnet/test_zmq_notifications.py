@@ -4,44 +4,20 @@
 `sequence` txid `A` with a mempool sequence number."""
 from __future__ import annotations
 
-import time
-
-import zmq
-
-from chain.zmqwake import parse
+from _zmq_kit import collect, subscribe
 from _devnet_kit import Key, fund
 
 
-def _subscriber(url):
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    for topic in (b"hashblock", b"sequence"):
-        sock.setsockopt(zmq.SUBSCRIBE, topic)
-    sock.connect(url)
-    time.sleep(0.3)           # slow joiner: let the subscription reach the publisher
-    return sock
-
-
-def _collect(sock, want, timeout=10.0):
-    got, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline and not want(got):
-        if sock.poll(100):
-            n = parse(sock.recv_multipart())
-            if n is not None:
-                got.append(n)
-    return got
-
-
 def test_block_and_mempool_notifications(node, rpc, faucet, mine):
-    sock = _subscriber(node.zmq_url)
+    sock = subscribe(node.zmq_url)
     try:
         block = mine(1)[0]
-        got = _collect(sock, lambda g: any(n.topic == "hashblock" and n.hash == block for n in g) and
+        got = collect(sock, lambda g: any(n.topic == "hashblock" and n.hash == block for n in g) and
                        any(n.topic == "sequence" and n.label == "C" and n.hash == block for n in g))
         assert any(n.topic == "hashblock" and n.hash == block for n in got)
         assert any(n.topic == "sequence" and n.label == "C" and n.hash == block for n in got)
         txid, _, _ = fund(rpc, faucet, Key().address, "0.01")
-        got = _collect(sock, lambda g: any(n.label == "A" and n.hash == txid for n in g))
+        got = collect(sock, lambda g: any(n.label == "A" and n.hash == txid for n in g))
         added = [n for n in got if n.label == "A" and n.hash == txid]
         assert added and isinstance(added[0].mempool_sequence, int)
         assert rpc.getrawmempool(False, True)["mempool_sequence"] > added[0].mempool_sequence

@@ -91,6 +91,14 @@ class FakeNode(BitcoinRPC):
             self.notifications.append(("R", txid, self.sequence))
             self.sequence += 1
 
+    def drain(self) -> list:
+        """The `sequence` notifications since the last drain, as the ZMQ listener parses
+        them (chain.zmqwake.Notification), for a chain.feed.FeedWriter to record."""
+        from chain.zmqwake import Notification
+        out = [Notification("sequence", txid, label, seq) for label, txid, seq in self.notifications]
+        self.notifications.clear()
+        return out
+
     # ---- RPC ----------------------------------------------------------------------------
     def call(self, method: str, *params):
         self.calls.append(method)

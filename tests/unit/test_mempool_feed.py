@@ -38,9 +38,7 @@ def make(url, node):
 
 def pump(node: FakeNode, writer: FeedWriter, *, gap: bool = False) -> None:
     """What the listener records: the node's notifications since the last pump."""
-    batch = [Notification("sequence", txid, label, seq) for label, txid, seq in node.notifications]
-    node.notifications.clear()
-    assert writer.record(batch, gap)
+    assert writer.record(node.drain(), gap)
 
 
 def rows(url, model, *where):
